@@ -1,0 +1,45 @@
+# cnnlab: `make demo` (install + the main job) and `make test` (install + the test suite).
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.cnnlab-installed
+FMNIST  := /usr/share/datasets/fashion-mnist
+
+.PHONY: install demo test test-fast data bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch/torchvision: this machine's pip takes 2.14.1/0.29.1 from local disk; elsewhere pip picks a match.
+	$(BIN)/python -m pip install -q -e '.[test,tensorboard]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Fashion-MNIST from Debian's package when apt-get can be used; otherwise cnnlab falls back
+# to scikit-learn's bundled digits and says so.
+data:
+	@if [ -f $(FMNIST)/train-images-idx3-ubyte.gz ]; then echo "Fashion-MNIST: $(FMNIST)"; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
+	  (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1) || \
+	  echo "note: could not install dataset-fashion-mnist; the demo will use the embedded digits fallback"; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+	  sudo apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
+	  echo "note: could not install dataset-fashion-mnist; the demo will use the embedded digits fallback"; \
+	else echo "note: apt-get is not usable here; the demo will use the embedded digits fallback"; fi
+
+demo: $(STAMP) data
+	$(BIN)/cnnlab demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q tests
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow" tests
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/fashion_mnist.py
+
+clean:
+	rm -rf $(VENV) *.egg-info

@@ -1,0 +1,8 @@
+"""Model zoo: one family per file, all registered by name (see registry.py)."""
+
+from cnnlab.models.registry import create_model, get_model_builder, list_models, register_model
+
+# Importing a family module registers its models.
+from cnnlab.models import convnet, lenet  # noqa: F401,E402
+
+__all__ = ["create_model", "get_model_builder", "list_models", "register_model"]

@@ -1,0 +1,83 @@
+"""LeNet-5: the course's version (CS231n / deeplearning.ai) and LeCun et al. 1998.
+
+The course's LeNet-5 (32x32x3): CONV5x5x8 -> POOL2 -> CONV5x5x16 -> POOL2 -> FC120 -> FC84 -> FC10,
+with layer parameters 608, 3216, 48120, 10164, 850. The 1998 network uses 6 and 16 filters on
+32x32x1, tanh and average pooling (61,706 parameters with a fully connected C3).
+For smaller inputs (28x28 MNIST) the first fully connected layer shrinks to fit.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from cnnlab.models.registry import register_model
+
+
+def _conv_out(size: int) -> int:
+    size = (size - 4) // 2  # conv 5x5 valid, then pool 2
+    size = (size - 4) // 2
+    if size < 1:
+        raise ValueError(f"input {size} is too small for LeNet-5: it needs at least 12x12 pixels")
+    return size
+
+
+class LeNet5(nn.Module):
+    def __init__(
+        self,
+        num_classes: int = 10,
+        in_chans: int = 3,
+        img_size: int = 32,
+        widths: tuple[int, int] = (8, 16),
+        activation: str = "relu",
+        pool: str = "max",
+        drop_rate: float = 0.0,
+    ):
+        super().__init__()
+        act = {"relu": nn.ReLU, "tanh": nn.Tanh}[activation]
+        pool_cls = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}[pool]
+        c1, c2 = widths
+        s = _conv_out(img_size)
+        self.features = nn.Sequential(
+            nn.Conv2d(in_chans, c1, 5), act(), pool_cls(2),  # (B, c1, (H-4)/2, ...)
+            nn.Conv2d(c1, c2, 5), act(), pool_cls(2),  # (B, c2, s, s)
+            nn.Flatten(),
+            nn.Linear(c2 * s * s, 120), act(),
+            nn.Linear(120, 84), act(),
+        )
+        self.num_features = 84
+        self.drop_rate = drop_rate
+        self.head = nn.Linear(84, num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)  # (B, 84)
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        if self.drop_rate > 0:
+            x = nn.functional.dropout(x, self.drop_rate, self.training)
+        return self.head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def get_classifier(self) -> nn.Module:
+        return self.head
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.head = nn.Linear(self.num_features, num_classes)
+
+    def stages(self) -> list[nn.Module]:
+        """Feature-extractor stages in order (for --freeze N); the head is not a stage."""
+        return [self.features[0:3], self.features[3:6], self.features[6:]]
+
+
+@register_model
+def lenet5(num_classes: int = 10, in_chans: int = 3, img_size: int = 32, drop_rate: float = 0.0) -> LeNet5:
+    """The course's LeNet-5: 8 and 16 filters, ReLU, max pooling."""
+    return LeNet5(num_classes, in_chans, img_size, widths=(8, 16), activation="relu", pool="max", drop_rate=drop_rate)
+
+
+@register_model
+def lenet5_1998(num_classes: int = 10, in_chans: int = 1, img_size: int = 32, drop_rate: float = 0.0) -> LeNet5:
+    """LeCun et al. 1998: 6 and 16 filters, tanh, average pooling (61,706 parameters at 32x32x1)."""
+    return LeNet5(num_classes, in_chans, img_size, widths=(6, 16), activation="tanh", pool="avg", drop_rate=drop_rate)
