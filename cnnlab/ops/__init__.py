@@ -1,0 +1,1 @@
+"""Pure tensor and shape functions with shape docstrings (conv arithmetic, boxes, ...)."""
