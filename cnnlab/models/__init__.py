@@ -3,6 +3,6 @@
 from cnnlab.models.registry import create_model, get_model_builder, list_models, register_model
 
 # Importing a family module registers its models.
-from cnnlab.models import convnet, lenet  # noqa: F401,E402
+from cnnlab.models import convnet, lenet, linear  # noqa: F401,E402
 
 __all__ = ["create_model", "get_model_builder", "list_models", "register_model"]

@@ -1,0 +1,46 @@
+"""The linear (softmax) classifier of the course: scores = W x + b on the flattened input.
+
+Also the "softmax head" trained on precomputed features (``--on-features``): there the input
+is a feature vector, so ``in_chans`` is the feature size and ``img_size`` is 1.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from cnnlab.models.registry import register_model
+
+
+class LinearClassifier(nn.Module):
+    def __init__(self, num_classes: int = 10, in_chans: int = 3, img_size: int = 32, drop_rate: float = 0.0):
+        super().__init__()
+        self.num_features = in_chans * img_size * img_size
+        self.drop_rate = drop_rate
+        self.head = nn.Linear(self.num_features, num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1)  # (B, C*H*W)
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        if self.drop_rate > 0:
+            x = nn.functional.dropout(x, self.drop_rate, self.training)
+        return self.head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def get_classifier(self) -> nn.Module:
+        return self.head
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.head = nn.Linear(self.num_features, num_classes)
+
+    def stages(self) -> list[nn.Module]:
+        return []
+
+
+@register_model
+def linear(num_classes: int = 10, in_chans: int = 3, img_size: int = 32, drop_rate: float = 0.0) -> LinearClassifier:
+    """Linear softmax classifier on raw pixels (or on feature vectors with img_size=1)."""
+    return LinearClassifier(num_classes, in_chans, img_size, drop_rate)
