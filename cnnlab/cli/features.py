@@ -1,0 +1,62 @@
+"""`cnnlab features RUN_DIR --out DIR`: penultimate-layer features of every split, saved to disk."""
+
+from __future__ import annotations
+
+import argparse
+
+EXAMPLES = """examples:
+  cnnlab features runs/classify-resnet18-x --data ~/photos/pets --out feats/pets
+  cnnlab train classify --on-features feats/pets --epochs 30 --optimizer adam"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("features", help="precompute a run's penultimate-layer features for a dataset",
+                       description="Run a trained network as a fixed feature extractor over every split of --data and save "
+                                   "the features (safetensors) for `cnnlab train classify --on-features DIR`.",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--data", help="dataset (default: the run's own); its images are sized and normalized like the run's")
+    p.add_argument("--data-root")
+    p.add_argument("--val-fraction", type=float)
+    p.add_argument("--limit", type=int, help="use at most N training images")
+    p.add_argument("--out", required=True, help="folder to write features.safetensors and features.json")
+    p.add_argument("--skip-bad", action="store_true")
+    p.set_defaults(func=run_features)
+
+
+def run_features(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from cnnlab.data.loaders import make_loader
+    from cnnlab.engine.checkpoint import load_run
+    from cnnlab.engine.features import extract_features, save_features
+    from cnnlab.engine.run import read_config
+    from cnnlab.errors import ConfigError
+    from cnnlab.tasks.classify_eval import normalization_of
+    from cnnlab.tasks.classify_pipeline import load_data
+
+    out = Path(args.out)
+    if (out / "features.safetensors").exists():
+        raise ConfigError(f"--out {out} already holds features; choose a new folder")
+    model, meta = load_run(args.run_dir)
+    cfg = read_config(args.run_dir)
+    cfg.data = args.data or cfg.data
+    cfg.data_root = args.data_root or (None if args.data else cfg.data_root)
+    cfg.channels, cfg.limit, cfg.skip_bad = meta["in_chans"], args.limit, args.skip_bad
+    cfg.img_size = meta["img_size"][0]
+    if args.val_fraction is not None:
+        cfg.val_fraction = args.val_fraction
+    data = load_data(cfg)
+    norm = normalization_of(meta)
+    splits = {}
+    for name in ("train", "val", "test"):
+        ds = getattr(data, name)
+        if ds is not None:
+            loader = make_loader(ds, 256, train=False, normalization=norm)
+            splits[name] = extract_features(model, loader, next(model.parameters()).device, desc=f"{name} features")
+    out.mkdir(parents=True, exist_ok=True)
+    dim = splits["train"][0].shape[1]
+    save_features(out, splits, {"source_run": str(args.run_dir), "model": meta["model"], "classes": list(data.classes),
+                                "feature_dim": dim, "data_source": data.source})
+    print(f"wrote {out / 'features.safetensors'}: " + ", ".join(f"{k} {len(v[1])}x{dim}" for k, v in splits.items()))
+    return 0

@@ -1,0 +1,1 @@
+"""Training engine: config, optimizers and schedules, checkpoints, logging, the task-agnostic trainer."""

@@ -1,0 +1,26 @@
+"""Named training recipes: bundles of settings measured on this kind of laptop CPU.
+
+``--recipe NAME`` fills these in; flags given explicitly on the command line win.
+The figures behind them are in benchmarks/ and the README's "Speed" section.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cnnlab.errors import ConfigError
+
+RECIPES: dict[str, dict[str, Any]] = {
+    # Fashion-MNIST in about two minutes on 2 cores.
+    "fast": dict(model="convnet_bn", model_kwargs={"width": 16}, epochs=4, batch_size=128, optimizer="nesterov", lr=0.1,
+                 weight_decay=5e-4, schedule="onecycle", label_smoothing=0.1, augment="hflip", channels_last=False),
+    # Fashion-MNIST towards 95% in about twenty minutes on 2 cores.
+    "best": dict(model="convnet_bn", model_kwargs={"width": 32}, epochs=20, batch_size=128, optimizer="nesterov", lr=0.1,
+                 weight_decay=5e-4, schedule="onecycle", label_smoothing=0.1, augment="hflip,crop=2", eval_tta="flip"),
+}
+
+
+def recipe(name: str) -> dict[str, Any]:
+    if name not in RECIPES:
+        raise ConfigError(f"--recipe {name!r} is unknown; choose one of {', '.join(RECIPES)}")
+    return dict(RECIPES[name])

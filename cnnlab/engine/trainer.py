@@ -1,0 +1,318 @@
+"""The task-agnostic training loop.
+
+    for epoch:                                  (loader order and augmentation are a pure
+        for batch in train_loader:               function of seed and epoch, so a resumed
+            loss = task.training_step(...)       run replays exactly the same batches)
+            backward, clip, step, schedule, EMA
+        evaluate with task.validation_step, log a row, save last/best + training state
+
+Ctrl-C / SIGTERM finish the current step, save a resumable checkpoint and stop. A non-finite
+loss stops with the step named (or the batch is skipped with ``skip_nonfinite``).
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from tqdm import tqdm
+
+from cnnlab.engine import checkpoint as ckpt
+from cnnlab.engine.config import TrainConfig
+from cnnlab.engine.distributed import DistInfo
+from cnnlab.engine.logging import RunLogger
+from cnnlab.engine.optim import EMA, build_optimizer, build_scheduler, weight_penalty
+from cnnlab.errors import TrainingError
+
+
+@dataclass
+class TrainResult:
+    status: str  # "finished" | "interrupted"
+    epochs_done: int
+    best: dict[str, Any] = field(default_factory=dict)
+    last: dict[str, Any] = field(default_factory=dict)
+    train_seconds: float = 0.0
+    skipped_batches: int = 0
+
+
+class Trainer:
+    """Runs ``cfg.epochs`` epochs of a Task on a model; rank 0 writes ``run_dir``."""
+
+    def __init__(self, cfg: TrainConfig, model: torch.nn.Module, task: Any, train_loader: Any, eval_loader: Any | None,
+                 run_dir: Path | None, meta: dict[str, Any], device: torch.device, dist: DistInfo | None = None,
+                 on_epoch_end: Callable[[int, dict], None] | None = None):
+        self.cfg, self.task, self.meta, self.device = cfg, task, meta, device
+        self.dist = dist or DistInfo()
+        self.run_dir = run_dir if self.dist.is_main else None
+        self.train_loader, self.eval_loader = train_loader, eval_loader
+        self.model = model  # bare module: checkpoints, EMA and evaluation use it
+        self.net = model  # what the training step calls (DDP / compiled wrapper)
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            self.net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+        if cfg.compile:
+            self.net = torch.compile(self.net)
+        self.lbfgs = cfg.optimizer == "lbfgs"
+        self.steps_per_epoch = 1 if self.lbfgs else len(train_loader)
+        self.optimizer = build_optimizer(model, cfg)
+        self.scheduler = build_scheduler(self.optimizer, cfg, self.steps_per_epoch)
+        self.ema = EMA(model, cfg.ema) if cfg.ema > 0 else None
+        self.logger = RunLogger(self.run_dir, tensorboard=cfg.tensorboard)
+        self.on_epoch_end = on_epoch_end
+        self.epoch = 0
+        self.step_in_epoch = 0
+        self.global_step = 0
+        self.train_seconds = 0.0
+        self.skipped = 0
+        self.best_score = -math.inf
+        self.best_metrics: dict[str, Any] = {}
+        self.lr_trace: list[tuple[int, float]] = []
+        self._stop = False
+
+    # ------------------------------------------------------------------ state
+    def state(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
+            "train_seconds": self.train_seconds, "skipped": self.skipped, "best_score": self.best_score,
+            "best_metrics": _scalars(self.best_metrics), "lr_trace": [list(t) for t in self.lr_trace[-5000:]],
+            "optimizer": self.optimizer.state_dict(), "scheduler_step": self.scheduler.last_epoch,
+            "ema": self.ema.state_dict() if self.ema else None,
+            "rng_cpu": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
+
+    def load_state(self, run_dir: Path) -> None:
+        """Restore weights and training state from a run folder's last checkpoint."""
+        state = ckpt.load_state(run_dir / "checkpoints" / "train_state")
+        weights = ckpt.load_tensors(run_dir / "checkpoints" / "last.safetensors")
+        self.model.load_state_dict(weights)
+        self.optimizer.load_state_dict(_fix_optimizer_state(state["optimizer"]))
+        self.scheduler.last_epoch = state["scheduler_step"]
+        self.scheduler._last_lr = [g["lr"] for g in self.optimizer.param_groups]
+        if self.ema is not None and state.get("ema") is not None:
+            self.ema.load_state_dict(state["ema"])
+        for k in ("epoch", "step_in_epoch", "global_step", "train_seconds", "skipped", "best_score", "best_metrics"):
+            setattr(self, k if k != "skipped" else "skipped", state[k])
+        self.lr_trace = [tuple(t) for t in state.get("lr_trace", [])]
+        torch.set_rng_state(state["rng_cpu"])
+        if torch.cuda.is_available() and state.get("rng_cuda"):
+            torch.cuda.set_rng_state_all(state["rng_cuda"])
+        self.logger.resume_from(self.epoch)
+
+    def save(self, metrics: dict[str, Any], is_best: bool, interrupted: bool = False) -> None:
+        if self.run_dir is None:
+            return
+        folder = self.run_dir / "checkpoints"
+        weights = ckpt.model_state(self.model)
+        eval_weights = self.ema.state_dict() if self.ema else weights
+        meta = dict(self.meta, epoch=self.epoch, step=self.global_step, metrics=_scalars(metrics), interrupted=interrupted,
+                    ema=self.ema is not None)
+        # Order matters for crash safety: training state, then last, then best.
+        ckpt.save_state(folder / "train_state", self.state())
+        ckpt.save_model_checkpoint(folder / "last.safetensors", eval_weights, meta)
+        if self.ema is not None:
+            ckpt.atomic_save_tensors(folder / "last_raw.safetensors", weights)
+        if is_best:
+            ckpt.save_model_checkpoint(folder / "best.safetensors", eval_weights, meta)
+        if self.cfg.snapshots and not interrupted:
+            ckpt.save_model_checkpoint(folder / f"snapshot-epoch{self.epoch:03d}.safetensors", eval_weights, meta)
+
+    # ------------------------------------------------------------------ loop
+    def fit(self) -> TrainResult:
+        restore = self._install_signal_handlers()
+        try:
+            while self.epoch < self.cfg.epochs:
+                completed = self._train_epoch()
+                if not completed:
+                    self.save(self.best_metrics, is_best=False, interrupted=True)
+                    return self._result("interrupted")
+                self.epoch += 1
+                self.step_in_epoch = 0
+                metrics = self.evaluate(self.eval_loader) if self.eval_loader is not None else {}
+                row = self._row(metrics)
+                score = metrics.get("acc", -metrics.get("loss", math.inf)) if metrics else self.epoch
+                is_best = score > self.best_score
+                if is_best:
+                    self.best_score, self.best_metrics = score, dict(metrics, epoch=self.epoch)
+                self.logger.log_epoch(row)
+                self.save(metrics, is_best)
+                if self.on_epoch_end is not None:
+                    self.on_epoch_end(self.epoch, metrics)
+                if self._stop:  # signal arrived during evaluation: the epoch is saved, stop here
+                    return self._result("interrupted")
+            return self._result("finished")
+        finally:
+            restore()
+            self.logger.close()
+
+    def _train_epoch(self) -> bool:
+        """One epoch (or the rest of one after a resume); False if stopped by a signal."""
+        cfg, loader = self.cfg, self.train_loader
+        self.net.train()
+        loader.set_epoch(self.epoch)
+        if self.lbfgs:
+            return self._lbfgs_epoch()
+        skip = self.step_in_epoch
+        bar = tqdm(total=len(loader), initial=skip, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", unit="batch",
+                   disable=cfg.quiet or not self.dist.is_main, dynamic_ncols=True, leave=True)
+        loss_sum, correct, seen, t_epoch = 0.0, 0, 0, time.perf_counter()
+        with bar:
+            for i, batch in enumerate(loader):
+                if i < skip:  # replay the loader to the interrupted step (same batches, same draws)
+                    continue
+                t0 = time.perf_counter()
+                batch = _to_device(batch, self.device)
+                out = self.task.training_step(self.net, batch)
+                loss = out["loss"]
+                penalty = weight_penalty(self.model, cfg.l1)
+                total = loss if penalty is None else loss + penalty
+                if not torch.isfinite(total.detach()):
+                    if not cfg.skip_nonfinite:
+                        raise TrainingError(
+                            f"loss became {total.item()} at epoch {self.epoch + 1}, step {i + 1} (global step {self.global_step + 1}); "
+                            "lower --lr, add --grad-clip, or pass --skip-nonfinite to skip such batches")
+                    self.skipped += 1
+                    self.optimizer.zero_grad(set_to_none=True)
+                    self.step_in_epoch = i + 1
+                    bar.update(1)
+                    continue
+                self.optimizer.zero_grad(set_to_none=True)
+                total.backward()
+                if cfg.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                self.optimizer.step()
+                self.lr_trace.append((self.global_step, self.optimizer.param_groups[0]["lr"]))
+                self.scheduler.step()
+                if self.ema is not None:
+                    self.ema.update(self.model)
+                self.global_step += 1
+                self.step_in_epoch = i + 1
+                self.train_seconds += time.perf_counter() - t0
+                n = batch[1].shape[0] if isinstance(batch, (tuple, list)) else 1
+                loss_sum += loss.item() * n
+                seen += n
+                if "logits" in out:
+                    correct += int((out["logits"].argmax(1) == out["targets"]).sum())
+                bar.update(1)
+                if i % 10 == 0 or i + 1 == len(loader):
+                    bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.3f}",
+                                    lr=f"{self.optimizer.param_groups[0]['lr']:.3g}",
+                                    img_s=f"{seen / max(1e-9, time.perf_counter() - t_epoch):.0f}")
+                if self._stop:
+                    return False
+        self._epoch_stats = {"train_loss": loss_sum / max(1, seen), "train_acc": correct / max(1, seen) if correct or seen else None,
+                             "epoch_seconds": time.perf_counter() - t_epoch, "images": seen}
+        return True
+
+    def _lbfgs_epoch(self) -> bool:
+        """Full-batch L-BFGS: one optimizer step per epoch over the whole training set."""
+        t0 = time.perf_counter()
+        n_total = sum(b[1].shape[0] for b in self.train_loader)
+        stats = {}
+
+        def closure():
+            self.optimizer.zero_grad(set_to_none=True)
+            loss_sum, correct = 0.0, 0
+            for batch in self.train_loader:
+                batch = _to_device(batch, self.device)
+                out = self.task.training_step(self.net, batch)
+                n = batch[1].shape[0]
+                part = out["loss"] * (n / n_total)
+                penalty = weight_penalty(self.model, self.cfg.l1)
+                if penalty is not None:
+                    part = part + penalty * (n / n_total)
+                part.backward()
+                loss_sum += part.item()
+                correct += int((out["logits"].argmax(1) == out["targets"]).sum())
+            if not math.isfinite(loss_sum):
+                raise TrainingError(f"loss became {loss_sum} in L-BFGS epoch {self.epoch + 1}; lower --lr")
+            stats.update(train_loss=loss_sum, train_acc=correct / n_total)
+            return torch.tensor(loss_sum)
+
+        self.optimizer.step(closure)
+        self.lr_trace.append((self.global_step, self.optimizer.param_groups[0]["lr"]))
+        self.scheduler.step()
+        self.global_step += 1
+        self.train_seconds += time.perf_counter() - t0
+        self._epoch_stats = dict(stats, epoch_seconds=time.perf_counter() - t0, images=n_total)
+        return not self._stop
+
+    @torch.no_grad()
+    def evaluate(self, loader: Any, weights: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
+        """Metrics of the task on ``loader`` (EMA weights when EMA is on), summed over DDP ranks."""
+        model = self.model
+        if weights is None and self.ema is not None:
+            weights = self.ema.state_dict()
+        saved = None
+        if weights is not None:
+            saved = {k: v.clone() for k, v in model.state_dict().items()}
+            model.load_state_dict(weights)
+        model.eval()
+        evaluator = self.task.metrics()
+        for batch in loader:
+            batch = _to_device(batch, self.device)
+            out = self.task.validation_step(model, batch)
+            evaluator.update(out["logits"], out["targets"], out.get("loss_sum", 0.0))
+        if hasattr(evaluator, "sync"):
+            evaluator.sync()
+        if saved is not None:
+            model.load_state_dict(saved)
+        model.train()
+        return evaluator.compute()
+
+    # ------------------------------------------------------------------ helpers
+    def _row(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        s = getattr(self, "_epoch_stats", {})
+        return {"epoch": self.epoch, "step": self.global_step, "train_loss": s.get("train_loss"), "train_acc": s.get("train_acc"),
+                "val_loss": metrics.get("loss"), "val_acc": metrics.get("acc"), "val_top5": metrics.get("top5"),
+                "lr": self.optimizer.param_groups[0]["lr"], "epoch_seconds": s.get("epoch_seconds"),
+                "train_seconds": self.train_seconds,
+                "images_per_s": s.get("images", 0) * self.dist.world_size / max(1e-9, s.get("epoch_seconds", 0) or 1e-9),
+                "skipped_batches": self.skipped}
+
+    def _result(self, status: str) -> TrainResult:
+        last = self.logger.rows[-1] if self.logger.rows else {}
+        return TrainResult(status, self.epoch, _scalars(self.best_metrics), last, self.train_seconds, self.skipped)
+
+    def _install_signal_handlers(self) -> Callable[[], None]:
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+        def handler(signum, frame):
+            if self._stop:  # second signal: stop now
+                raise KeyboardInterrupt
+            self._stop = True
+            if self.dist.is_main:
+                tqdm.write(f"\n{signal.Signals(signum).name}: finishing this step and saving a checkpoint (again to abort)")
+
+        for s in old:
+            signal.signal(s, handler)
+        return lambda: [signal.signal(s, h) for s, h in old.items()]
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(_to_device(b, device) for b in batch)
+    return batch
+
+
+def _scalars(d: dict[str, Any]) -> dict[str, Any]:
+    """Drop the bulky entries (confusion matrices) from metrics stored with every checkpoint."""
+    return {k: v for k, v in d.items() if isinstance(v, (int, float, str, bool)) or v is None}
+
+
+def _fix_optimizer_state(state: dict) -> dict:
+    for g in state.get("param_groups", []):
+        if isinstance(g.get("betas"), list):
+            g["betas"] = tuple(g["betas"])
+    return state

@@ -1,0 +1,1 @@
+"""Metrics: each an evaluator with update(...) / compute() that the trainer can all-reduce."""
