@@ -57,6 +57,7 @@ OPTIONS: list[tuple[str, str, object, str]] = [
     ("--threads", "threads", int, "CPU threads for torch"),
     ("--num-workers", "num_workers", int, "data-loading processes (image folders too big for memory)"),
     ("--skip-nonfinite", "skip_nonfinite", bool, "skip batches whose loss is NaN/inf instead of stopping"),
+    ("--stop-after", "stop_after", int, "train this many epochs now, then stop resumably (the schedule still spans --epochs)"),
     ("--snapshots", "snapshots", bool, "keep a checkpoint of every epoch (for `cnnlab ensemble`)"),
     ("--tta", "eval_tta", str, "test-time augmentation for the final evaluation: none or flip"),
     ("--out", "out", str, "run folder (default: runs/<task>-<model>-<time>)"),
@@ -80,7 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model-arg", dest="model_args", action="append", metavar="KEY=VALUE",
                    help="extra model constructor argument, e.g. --model-arg width=64 (repeatable)")
     p.add_argument("--no-tensorboard", dest="tensorboard", action="store_false", help="do not write TensorBoard event files")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its last checkpoint (other flags: only --epochs)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its last checkpoint (other flags taken: --epochs, --stop-after, --threads, --quiet)")
     p.set_defaults(func=run_train)
     train.set_defaults(func=lambda args: train.print_help() or 2)
 
@@ -127,6 +128,7 @@ def run_train(args: argparse.Namespace) -> int:
         cfg.epochs = getattr(args, "epochs", cfg.epochs)
         cfg.quiet = getattr(args, "quiet", cfg.quiet)
         cfg.threads = getattr(args, "threads", cfg.threads)
+        cfg.stop_after = getattr(args, "stop_after", None)
         _, result, _ = train_classifier(cfg, resume=args.resume)
     else:
         cfg = config_from_args(args)

@@ -68,6 +68,7 @@ class TrainConfig:
     threads: int | None = None
     num_workers: int = 0
     skip_nonfinite: bool = False
+    stop_after: int | None = None  # train this many epochs now, then stop resumably (the schedule spans `epochs`)
     snapshots: bool = False  # keep a checkpoint of every epoch (for snapshot ensembles)
     eval_tta: str = "none"  # none | flip: test-time augmentation for the end-of-run evaluation
     out: str | None = None
@@ -100,6 +101,8 @@ class TrainConfig:
             raise bad("ema", "is a decay per step and must be below 1 (e.g. 0.999)")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise bad("grad_clip", "must be positive")
+        if self.stop_after is not None and self.stop_after < 1:
+            raise bad("stop_after", "must be at least 1")
         if self.freeze < 0:
             raise bad("freeze", "must not be negative")
         if self.normalize not in ("channel", "image", "none"):

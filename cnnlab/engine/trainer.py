@@ -91,7 +91,8 @@ class Trainer:
     def load_state(self, run_dir: Path) -> None:
         """Restore weights and training state from a run folder's last checkpoint."""
         state = ckpt.load_state(run_dir / "checkpoints" / "train_state")
-        weights = ckpt.load_tensors(run_dir / "checkpoints" / "last.safetensors")
+        raw = run_dir / "checkpoints" / ("last_raw.safetensors" if self.ema is not None else "last.safetensors")
+        weights = ckpt.load_tensors(raw)  # with EMA, last.safetensors holds the averaged weights
         self.model.load_state_dict(weights)
         self.optimizer.load_state_dict(_fix_optimizer_state(state["optimizer"]))
         self.scheduler.last_epoch = state["scheduler_step"]
@@ -127,6 +128,7 @@ class Trainer:
     # ------------------------------------------------------------------ loop
     def fit(self) -> TrainResult:
         restore = self._install_signal_handlers()
+        session_end = self.epoch + self.cfg.stop_after if self.cfg.stop_after else None
         try:
             while self.epoch < self.cfg.epochs:
                 completed = self._train_epoch()
@@ -145,8 +147,8 @@ class Trainer:
                 self.save(metrics, is_best)
                 if self.on_epoch_end is not None:
                     self.on_epoch_end(self.epoch, metrics)
-                if self._stop:  # signal arrived during evaluation: the epoch is saved, stop here
-                    return self._result("interrupted")
+                if self._stop or (self.epoch == session_end and self.epoch < self.cfg.epochs):
+                    return self._result("interrupted")  # the epoch is saved: stop here, resumable
             return self._result("finished")
         finally:
             restore()

@@ -15,7 +15,7 @@ import torch
 from cnnlab.engine import checkpoint as ckpt
 from cnnlab.engine.config import TrainConfig
 from cnnlab.engine.distributed import DistInfo, barrier, broadcast_object, cleanup, init_distributed
-from cnnlab.engine.run import new_run_dir, read_config, setup_environment, versions, write_config
+from cnnlab.engine.run import new_run_dir, setup_environment, versions, write_config
 from cnnlab.engine.trainer import Trainer, TrainResult
 from cnnlab.errors import ConfigError, ModelError
 from cnnlab.tasks.classify import ClassificationTask
@@ -89,11 +89,13 @@ def model_meta(cfg: TrainConfig, data, normalization, model: torch.nn.Module) ->
 
 
 def train_classifier(cfg: TrainConfig, resume: str | Path | None = None) -> tuple[Path | None, TrainResult, dict]:
-    """Train (or resume) a classifier; returns (run folder, trainer result, summary)."""
-    if resume is not None:
-        saved = read_config(resume)
-        overrides = {k: v for k, v in {"epochs": cfg.epochs, "quiet": cfg.quiet, "threads": cfg.threads}.items() if v is not None}
-        cfg = dataclasses.replace(saved, **overrides, out=str(resume))
+    """Train a classifier, or resume the run folder ``resume`` with its saved config as ``cfg``.
+
+    Returns (run folder, trainer result, summary); the result's status is "interrupted" when a
+    signal or ``stop_after`` ended the session before the last epoch.
+    """
+    if resume is not None:  # cfg is the run's saved config (read_config), with any overrides applied
+        cfg = dataclasses.replace(cfg, out=str(resume))
     cfg = cfg.resolved()
     if cfg.on_features:
         from cnnlab.engine.features import train_on_features

@@ -1,0 +1,137 @@
+"""The trainer on tiny data: learning, exact resume, interruption, non-finite losses."""
+
+import json
+
+import pytest
+import torch
+
+from cnnlab.engine import checkpoint as ckpt
+from cnnlab.engine.config import TrainConfig
+from cnnlab.engine.run import read_config
+from cnnlab.engine.trainer import Trainer
+from cnnlab.errors import TrainingError
+from cnnlab.tasks.classify import ClassificationTask
+from cnnlab.tasks.classify_pipeline import train_classifier
+
+
+def small_cfg(tmp_path, name="run", **kw):
+    base = dict(data="digits", model="lenet5", epochs=3, batch_size=64, limit=600, limit_test=200, quiet=True,
+                tensorboard=False, threads=1, out=str(tmp_path / name), seed=1)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_training_learns_and_writes_the_run_folder(tmp_path):
+    run_dir, result, summary = train_classifier(small_cfg(tmp_path, epochs=4, optimizer="adam", lr=3e-3))
+    assert result.status == "finished" and result.epochs_done == 4
+    assert summary["test_acc"] > 0.8  # digits: chance is 0.1
+    for f in ["config.json", "metrics.csv", "summary.json", "checkpoints/best.safetensors", "checkpoints/best.json",
+              "checkpoints/last.safetensors", "checkpoints/train_state.json", "plots/curves.png", "plots/confusion.png",
+              "plots/predictions.png", "plots/lr.png"]:
+        assert (run_dir / f).is_file(), f
+    rows = (run_dir / "metrics.csv").read_text().strip().splitlines()
+    assert len(rows) == 5 and rows[0].startswith("epoch,")
+    meta = json.loads((run_dir / "checkpoints" / "best.json").read_text())
+    assert meta["classes"] == [str(i) for i in range(10)] and meta["normalization"]["mode"] == "channel"
+    assert read_config(run_dir).optimizer == "adam"
+
+
+def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
+    kw = dict(epochs=3, deterministic=True, augment="hflip,crop=2", drop_rate=0.2, ema=0.9, schedule="onecycle")
+    _, full, _ = train_classifier(small_cfg(tmp_path, "full", **kw))
+    assert full.status == "finished"
+    run_dir, part, _ = train_classifier(small_cfg(tmp_path, "part", stop_after=1, **kw))
+    assert part.status == "interrupted" and part.epochs_done == 1
+    cfg = read_config(run_dir)
+    cfg.stop_after = None
+    _, resumed, _ = train_classifier(cfg, resume=run_dir)
+    assert resumed.status == "finished"
+    a = ckpt.load_tensors(tmp_path / "full" / "checkpoints" / "last.safetensors")
+    b = ckpt.load_tensors(run_dir / "checkpoints" / "last.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    rows = (run_dir / "metrics.csv").read_text().strip().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3"]
+
+
+class _Loader:
+    def __init__(self, n_batches=6, bs=8):
+        g = torch.Generator().manual_seed(0)
+        self.batches = [(torch.randn(bs, 1, 12, 12, generator=g), torch.randint(0, 3, (bs,), generator=g)) for _ in range(n_batches)]
+
+    def set_epoch(self, epoch):
+        pass
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __iter__(self):
+        return iter(self.batches)
+
+
+def _trainer(tmp_path, task=None, **kw):
+    torch.manual_seed(0)
+    kw.setdefault("lr", 0.05)
+    cfg = TrainConfig(epochs=2, quiet=True, tensorboard=False, **kw).resolved()
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(144, 3))
+    return Trainer(cfg, model, task or ClassificationTask(3), _Loader(), _Loader(2), tmp_path, {"model": "x"}, torch.device("cpu"))
+
+
+def test_interrupt_mid_epoch_then_resume_matches(tmp_path):
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    ref = _trainer(tmp_path / "a")
+    ref.fit()
+    t = _trainer(tmp_path / "b")
+    step = t.optimizer.step
+
+    def stop_at_4(*a, **k):  # Ctrl-C arrives during step 4: it finishes, then the trainer saves and stops
+        out = step(*a, **k)
+        if t.global_step == 3:
+            t._stop = True
+        return out
+
+    t.optimizer.step = stop_at_4
+    result = t.fit()
+    assert result.status == "interrupted" and t.step_in_epoch == 4
+    meta = json.loads((tmp_path / "b" / "checkpoints" / "last.json").read_text())
+    assert meta["interrupted"] is True
+    t2 = _trainer(tmp_path / "b")
+    t2.load_state(tmp_path / "b")
+    assert (t2.epoch, t2.step_in_epoch, t2.global_step) == (0, 4, 4)
+    t2.fit()
+    for (k, v), (_, w) in zip(ref.model.state_dict().items(), t2.model.state_dict().items()):
+        assert torch.equal(v, w), k
+
+
+class _NaNAtStep3(ClassificationTask):
+    calls = 0
+
+    def training_step(self, model, batch):
+        out = super().training_step(model, batch)
+        type(self).calls += 1
+        if type(self).calls == 3:
+            out["loss"] = out["loss"] * float("nan")
+        return out
+
+
+def test_nonfinite_loss_stops_naming_the_step(tmp_path):
+    _NaNAtStep3.calls = 0
+    t = _trainer(tmp_path, task=_NaNAtStep3(3))
+    with pytest.raises(TrainingError, match="epoch 1, step 3"):
+        t.fit()
+
+
+def test_nonfinite_batches_can_be_skipped(tmp_path):
+    _NaNAtStep3.calls = 0
+    t = _trainer(tmp_path, task=_NaNAtStep3(3), skip_nonfinite=True)
+    result = t.fit()
+    assert result.status == "finished" and result.skipped_batches == 1
+    assert all(torch.isfinite(p).all() for p in t.model.parameters())
+    assert "skipped_batches" in (tmp_path / "metrics.csv").read_text()
+
+
+def test_lbfgs_full_batch_reduces_the_loss(tmp_path):
+    t = _trainer(tmp_path, optimizer="lbfgs", weight_decay=0.0, lr=1.0)
+    t.fit()
+    rows = t.logger.rows
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"] or rows[0]["train_loss"] < 0.5
+    assert t.global_step == 2  # one L-BFGS step per epoch
