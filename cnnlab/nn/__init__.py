@@ -1,0 +1,27 @@
+"""Building blocks torch lacks: maxout, unpooling, transposed-conv arithmetic, FFT convolution,
+edge-detector filters, and weight initialization by name."""
+
+from cnnlab.nn.edges import EDGE_KERNELS, detect_edges, edge_conv2d, edge_kernel
+from cnnlab.nn.fft_conv import FFTConv2d, fft_conv2d
+from cnnlab.nn.init import INIT_SCHEMES, activation_stats, init_weights
+from cnnlab.nn.maxout import Maxout, MaxoutConv2d, maxout
+from cnnlab.nn.transposed import transposed_conv1d, transposed_conv2d
+from cnnlab.nn.unpool import (
+    BedOfNailsUnpool2d,
+    NearestUnpool2d,
+    SwitchMaxPool2d,
+    SwitchMaxUnpool2d,
+    bed_of_nails_unpool,
+    max_unpool,
+    nearest_unpool,
+)
+
+__all__ = [
+    "EDGE_KERNELS", "detect_edges", "edge_conv2d", "edge_kernel",
+    "FFTConv2d", "fft_conv2d",
+    "INIT_SCHEMES", "activation_stats", "init_weights",
+    "Maxout", "MaxoutConv2d", "maxout",
+    "transposed_conv1d", "transposed_conv2d",
+    "BedOfNailsUnpool2d", "NearestUnpool2d", "SwitchMaxPool2d", "SwitchMaxUnpool2d",
+    "bed_of_nails_unpool", "max_unpool", "nearest_unpool",
+]  # fmt: skip
