@@ -1,0 +1,165 @@
+"""Augmentation of a whole batch at once: every random draw is one tensor call, no per-image loop.
+
+For data held in memory this replaces the usual per-image torchvision pipeline, which would
+cost more Python time than a small CNN's forward pass. The ops follow torchvision's
+definitions (random-resized crop, padded random crop, horizontal flip, colour jitter) plus
+AlexNet's PCA lighting; they run in this order on float (B, C, H, W) images in [0, 1]:
+
+    affine (scale / rotation / shear, one bilinear resampling, zero fill)
+    -> padded crop -> horizontal flip -> brightness -> contrast -> saturation -> PCA lighting
+
+Every random number comes from the ``generator`` argument, drawn on the CPU, so a batch's
+augmentation is reproducible from the generator's seed on any device.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+
+from cnnlab.errors import ConfigError
+
+if TYPE_CHECKING:
+    from cnnlab.data.augment import AugmentConfig
+
+GREY_WEIGHTS = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale
+PCA_SAMPLE_IMAGES = 4096
+
+
+class BatchAugment:
+    """Random augmentation of (B, C, H, W) float batches with the ops an AugmentConfig turns on."""
+
+    def __init__(self, cfg: "AugmentConfig", pca_basis: tuple[torch.Tensor, torch.Tensor] | None = None,
+                 hflip_prob: float = 0.5):
+        self.cfg = cfg
+        self.hflip_prob = hflip_prob
+        if cfg.pca_lighting and pca_basis is None:
+            raise ConfigError("augment pca=... needs the training images' colour basis: "
+                              "BatchAugment(cfg, pca_basis=pca_lighting_basis(train_images))")
+        self.pca_basis = None if pca_basis is None else (pca_basis[0].float(), pca_basis[1].float())
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """(B, C, H, W) float in [0, 1] -> augmented (B, C, H, W); ``x`` itself is not modified."""
+        cfg = self.cfg
+        if cfg.geometric:
+            x = self.affine(x, generator)
+        if cfg.crop_padding:
+            x = self.pad_crop(x, generator)
+        if cfg.hflip:
+            x = self.hflip(x, generator)
+        if cfg.color_jitter:
+            x = self.color_jitter(x, generator)
+        if cfg.pca_lighting:
+            x = self.pca_lighting(x, generator)
+        return x
+
+    def hflip(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """Mirror each image left-right with probability ``hflip_prob``."""
+        flip = (_rand(x.shape[0], g) < self.hflip_prob).nonzero().squeeze(1).to(x.device)  # (F,) images to mirror
+        out = x.clone()  # index_copy_ of the flipped subset: 3-5x faster than torch.where over the batch
+        return out.index_copy_(0, flip, x.index_select(0, flip).flip(3))
+
+    def pad_crop(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """Zero-pad P pixels per side, then crop H x W at a random offset: a shift by -P..P pixels."""
+        b, c, h, w = x.shape
+        p = self.cfg.crop_padding
+        offset = torch.randint(0, 2 * p + 1, (2, b), generator=g).to(x.device)  # (2, B) top, left in the padded image
+        xp = F.pad(x, (p, p, p, p)).contiguous()  # (B, C, Hp, Wp)
+        hp, wp = h + 2 * p, w + 2 * p
+        # every window start top * Wp + left is a step along one overlapping strided view; pick one per image
+        windows = xp.as_strided((b, 2 * p * wp + 2 * p + 1, c, h, w), (c * hp * wp, 1, hp * wp, wp, 1))
+        return windows[torch.arange(b, device=x.device), offset[0] * wp + offset[1]]  # (B, C, H, W)
+
+    def affine(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """Random-resized crop, rotation and shear as one affine map per image, one bilinear resampling."""
+        b, c, h, w = x.shape
+        cfg = self.cfg
+        lin = torch.eye(2, dtype=torch.float64).repeat(b, 1, 1)  # (B, 2, 2) output -> input, normalized coords
+        shift = torch.zeros(b, 2, dtype=torch.float64)  # (B, 2)
+        if cfg.rotation or cfg.shear:
+            angle = torch.deg2rad((2 * _rand(b, g) - 1) * cfg.rotation)  # (B,)
+            shear = torch.tan(torch.deg2rad((2 * _rand(b, g) - 1) * cfg.shear))
+            cos, sin = torch.cos(angle), torch.sin(angle)
+            rot = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)  # (B, 2, 2) pixels
+            shr = torch.eye(2, dtype=torch.float64).repeat(b, 1, 1)
+            shr[:, 0, 1] = shear
+            to_px = torch.tensor([w / 2, h / 2], dtype=torch.float64)
+            lin = (rot @ shr) * to_px.view(1, 1, 2) / to_px.view(1, 2, 1)  # diag(1/s) @ M @ diag(s)
+        if cfg.scale is not None:
+            lo, hi = cfg.scale
+            area = lo + (hi - lo) * _rand(b, g)  # (B,) fraction of the image area
+            log_r = math.log(3 / 4) + (math.log(4 / 3) - math.log(3 / 4)) * _rand(b, g)
+            ratio = torch.exp(log_r)  # width / height of the crop in pixels
+            fw = torch.sqrt(area * ratio * h / w).clamp(max=1.0)  # crop width as a fraction of W
+            fh = torch.sqrt(area / ratio * w / h).clamp(max=1.0)
+            centre = (2 * _rand((b, 2), g) - 1) * (1 - torch.stack([fw, fh], -1))  # (B, 2) the crop stays inside
+            lin = torch.stack([fw, fh], -1).unsqueeze(-1) * lin  # diag(fw, fh) @ lin
+            shift = centre
+        theta = torch.cat([lin, shift.unsqueeze(-1)], -1).to(x.device, x.dtype)  # (B, 2, 3)
+        return F.grid_sample(x, affine_grid(theta, h, w), mode="bilinear", padding_mode="zeros", align_corners=False)
+
+    def color_jitter(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """Brightness, contrast, saturation factors each uniform in [1-S, 1+S] per image (torchvision formulas)."""
+        b, c = x.shape[:2]
+        s = self.cfg.color_jitter
+        f = (1 - s + 2 * s * _rand((3, b), g, x.device)).to(x.dtype).view(3, b, 1, 1, 1)  # (3, B, 1, 1, 1)
+        x = (x * f[0]).clamp_(0, 1)
+        mean = _grey(x).mean((1, 2, 3), keepdim=True)  # (B, 1, 1, 1)
+        x = (f[1] * x + (1 - f[1]) * mean).clamp_(0, 1)
+        if c == 3:
+            x = (f[2] * x + (1 - f[2]) * _grey(x)).clamp_(0, 1)
+        return x
+
+    def pca_lighting(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        """AlexNet: add eigvecs @ (alpha * eigvals) to every pixel, alpha ~ N(0, sigma) per image and component."""
+        eigvals, eigvecs = self.pca_basis
+        b, c = x.shape[:2]
+        if eigvals.shape[0] != c:
+            raise ConfigError(f"PCA lighting basis has {eigvals.shape[0]} channels but the images have {c}")
+        alpha = torch.randn(b, c, generator=g, dtype=torch.float32) * self.cfg.pca_lighting  # (B, C)
+        offset = (alpha * eigvals) @ eigvecs.T  # (B, C): row b = eigvecs @ (alpha_b * eigvals)
+        return x + offset.to(x.device, x.dtype).view(b, c, 1, 1)
+
+
+def pca_lighting_basis(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(eigvals (C,) descending, eigvecs (C, C) as columns) of the pixel colour covariance in [0, 1] units.
+
+    Uses up to PCA_SAMPLE_IMAGES evenly spaced images (uint8 or float in [0, 1], (N, C, H, W)).
+    """
+    n, c = images.shape[:2]
+    pick = torch.linspace(0, n - 1, min(n, PCA_SAMPLE_IMAGES)).round().long()
+    x = images[pick].double()
+    if images.dtype == torch.uint8:
+        x = x / 255.0
+    px = x.transpose(0, 1).reshape(c, -1)  # (C, pixels)
+    px = px - px.mean(1, keepdim=True)
+    cov = px @ px.T / max(px.shape[1] - 1, 1)  # (C, C)
+    eigvals, eigvecs = torch.linalg.eigh(cov)  # ascending
+    return eigvals.flip(0).clamp_min(0).float(), eigvecs.flip(1).float()
+
+
+def affine_grid(theta: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """F.affine_grid(theta, (B, C, h, w), align_corners=False) by broadcasting: 2-3x faster on a CPU."""
+    xs = (torch.arange(w, device=theta.device, dtype=theta.dtype) * 2 + 1) / w - 1  # (W,) pixel centres in [-1, 1]
+    ys = (torch.arange(h, device=theta.device, dtype=theta.dtype) * 2 + 1) / h - 1  # (H,)
+    t = theta.unsqueeze(-1).unsqueeze(-1)  # (B, 2, 3, 1, 1)
+    gx = t[:, 0, 0] * xs.view(1, 1, w) + (t[:, 0, 1] * ys.view(1, h, 1) + t[:, 0, 2])  # (B, H, W)
+    gy = t[:, 1, 0] * xs.view(1, 1, w) + (t[:, 1, 1] * ys.view(1, h, 1) + t[:, 1, 2])
+    return torch.stack([gx, gy], -1)  # (B, H, W, 2)
+
+
+def _rand(shape, g: torch.Generator, device=None) -> torch.Tensor:
+    """Uniform [0, 1) draws from ``g`` on the CPU (float64 for geometry), moved to ``device`` if given."""
+    r = torch.rand(shape, generator=g, dtype=torch.float64)
+    return r if device is None else r.to(device)
+
+
+def _grey(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, 1, H, W) luma (the image itself when C == 1)."""
+    if x.shape[1] == 1:
+        return x
+    w = torch.tensor(GREY_WEIGHTS, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x * w).sum(1, keepdim=True)

@@ -1,0 +1,214 @@
+"""Mini-batch loaders: (x float32 (B, C, H, W) normalized, y int64 (B,)) for an epoch at a time.
+
+Each batch is made in this order: uint8 -> float / 255 -> augment -> normalize -> optional
+channels_last. The order of the images and every augmentation draw are a pure function of
+(seed, epoch, rank): after ``set_epoch(k)`` the batches are the same whether or not earlier
+epochs ran in this process, which is what an exact resume needs.
+
+With ``world_size > 1`` (DDP), training shards are disjoint slices of one shared permutation,
+wrap-padded to equal length like torch's DistributedSampler, so every rank runs the same
+number of steps. Evaluation shards are disjoint and not padded (sizes differ by at most one
+image), so every image is counted exactly once when the ranks' metric sums are added.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from cnnlab.data.augment import AugmentConfig, BatchAugment, build_sample_transform, parse_augment, pca_lighting_basis
+from cnnlab.data.datasets import ArrayDataset, FileDataset
+from cnnlab.data.normalize import Normalization
+from cnnlab.errors import ConfigError
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+PCA_FILE_SAMPLE = 256  # images decoded to estimate the PCA lighting basis of a FileDataset
+
+
+def mix_seed(*parts: int) -> int:
+    """A well-mixed 63-bit seed from integers (numpy's SeedSequence), e.g. (seed, epoch, rank, batch)."""
+    state = np.random.SeedSequence([int(p) % (1 << 64) for p in parts]).generate_state(1, np.uint64)[0]
+    return int(state) >> 1
+
+
+def shard_indices(n: int, *, shuffle: bool, seed: int, epoch: int, rank: int = 0, world_size: int = 1,
+                  pad: bool = True) -> torch.Tensor:
+    """This rank's dataset indices for one epoch: a seeded permutation (or 0..n-1), sliced rank::world_size."""
+    if shuffle:
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(mix_seed(seed, epoch)))  # same on every rank
+    else:
+        order = torch.arange(n)
+    if world_size == 1:
+        return order
+    if pad and n % world_size:
+        total = math.ceil(n / world_size) * world_size
+        order = torch.cat([order, order.repeat(math.ceil(total / n))[: total - n]])  # wrap-pad like DistributedSampler
+    return order[rank::world_size]
+
+
+def _num_batches(n: int, batch_size: int, drop_last: bool) -> int:
+    """drop_last drops the final partial batch, but never the only batch of a split smaller than batch_size."""
+    return n // batch_size if drop_last and n >= batch_size else math.ceil(n / batch_size)
+
+
+def _check(batch_size: int, rank: int, world_size: int) -> None:
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size {batch_size}: must be at least 1")
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ConfigError(f"rank {rank} of world size {world_size}: need 0 <= rank < world_size")
+
+
+class InMemoryLoader:
+    """Mini-batches from an ArrayDataset: shuffle, augment and normalize whole batches at once."""
+
+    def __init__(self, ds: ArrayDataset, batch_size: int, *, shuffle: bool, drop_last: bool = False,
+                 augment: BatchAugment | None = None, normalization: Normalization | None = None, seed: int = 0,
+                 rank: int = 0, world_size: int = 1, channels_last: bool = False,
+                 device: torch.device | str | None = None):
+        _check(batch_size, rank, world_size)
+        self.device = torch.device(device) if device is not None else ds.images.device
+        self.images = ds.images.to(self.device)  # uint8 (N, C, H, W), moved once
+        self.labels = ds.labels.to(self.device)  # int64 (N,)
+        self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
+        self.augment = augment if augment is not None and augment.cfg.enabled else None
+        self.normalization = normalization
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.channels_last = channels_last
+        self.epoch = 0
+        self.n_shard = len(self._indices())
+        # uint8 -> normalized in one fused multiply-add when there is nothing in between
+        if normalization is not None:
+            scale, shift = normalization._scale_shift(self.device)
+            self._direct = (scale / 255.0, shift)
+        else:
+            self._direct = (torch.full((1, 1, 1), 1 / 255.0, device=self.device), torch.zeros((1, 1, 1), device=self.device))
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _indices(self) -> torch.Tensor:
+        return shard_indices(len(self.labels), shuffle=self.shuffle, seed=self.seed, epoch=self.epoch, rank=self.rank,
+                             world_size=self.world_size, pad=self.shuffle)
+
+    def __len__(self) -> int:
+        return _num_batches(self.n_shard, self.batch_size, self.drop_last)
+
+    def __iter__(self) -> Iterator[Batch]:
+        return self.iter_from(0)
+
+    def iter_from(self, start: int) -> Iterator[Batch]:
+        """The epoch's batches from batch ``start`` on, without computing the skipped ones (for resuming)."""
+        idx = self._indices().to(self.device)
+        for b in range(start, len(self)):
+            j = idx[b * self.batch_size:(b + 1) * self.batch_size]  # (B,)
+            x = self.images.index_select(0, j).float()  # (B, C, H, W) in 0..255
+            if self.augment is None:
+                x = x.mul_(self._direct[0]).add_(self._direct[1])  # in place: faster than addcmul
+            else:
+                g = torch.Generator().manual_seed(mix_seed(self.seed, self.epoch, self.rank, b))
+                x = self.augment(x.mul_(1 / 255.0), g)
+                if self.normalization is not None:
+                    x = self.normalization(x)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            yield x, self.labels.index_select(0, j)
+
+
+class _KeySampler(Sampler):
+    """Yields (dataset index, augmentation seed) so a worker's draws depend only on (seed, epoch, index)."""
+
+    def __init__(self, loader: "FileLoader"):
+        self.loader = loader
+
+    def __len__(self) -> int:
+        return self.loader.n_shard
+
+    def __iter__(self):
+        ld = self.loader
+        base = mix_seed(ld.seed, ld.epoch, ld.rank)
+        for i in ld._indices().tolist():
+            yield i, (base + i * 0x9E3779B97F4A7C15) % (1 << 63)
+
+
+class _TransformedFiles(Dataset):
+    def __init__(self, ds: FileDataset, transform, random: bool):
+        self.ds, self.transform, self.random = ds, transform, random
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, int]:
+        i, seed = key
+        img, label = self.ds[i]  # uint8 (C, H, W)
+        if not self.random:
+            return self.transform(img), label
+        with torch.random.fork_rng(devices=[]):  # seeded per image; the caller's RNG state is untouched
+            torch.manual_seed(seed)
+            return self.transform(img), label
+
+
+class FileLoader:
+    """Mini-batches from a FileDataset: a torch DataLoader over per-image v2 transforms, same interface."""
+
+    def __init__(self, ds: FileDataset, batch_size: int, *, shuffle: bool, drop_last: bool = False,
+                 transform=None, normalization: Normalization | None = None, seed: int = 0, rank: int = 0,
+                 world_size: int = 1, channels_last: bool = False, num_workers: int = 0, random: bool = False):
+        _check(batch_size, rank, world_size)
+        self.shuffle, self.seed, self.rank, self.world_size, self.epoch = shuffle, seed, rank, world_size, 0
+        self.normalization, self.channels_last = normalization, channels_last
+        self._n, self.batch_size = len(ds), batch_size
+        self.n_shard = len(self._indices())
+        self._len = _num_batches(self.n_shard, batch_size, drop_last)
+        transform = transform or build_sample_transform(AugmentConfig(), ds.img_size, train=False)
+        self.dataloader = DataLoader(_TransformedFiles(ds, transform, random), batch_size=batch_size,
+                                     sampler=_KeySampler(self), drop_last=drop_last and self.n_shard >= batch_size,
+                                     num_workers=num_workers, generator=torch.Generator().manual_seed(seed))
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _indices(self) -> torch.Tensor:
+        return shard_indices(self._n, shuffle=self.shuffle, seed=self.seed, epoch=self.epoch, rank=self.rank,
+                             world_size=self.world_size, pad=self.shuffle)
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __iter__(self) -> Iterator[Batch]:
+        for x, y in self.dataloader:  # (B, C, H, W) float in [0, 1], (B,)
+            if self.normalization is not None:
+                x = self.normalization(x)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            yield x, y.long()
+
+
+def make_loader(ds: ArrayDataset | FileDataset, batch_size: int, *, train: bool,
+                augment: AugmentConfig | str | None = None, normalization: Normalization | None = None, seed: int = 0,
+                rank: int = 0, world_size: int = 1, num_workers: int = 0, channels_last: bool = False,
+                pca_basis: tuple[torch.Tensor, torch.Tensor] | None = None, device: torch.device | str | None = None):
+    """The right loader for ``ds``: shuffled, augmented and drop_last when ``train``; plain order otherwise.
+
+    ``pca_basis`` defaults to the colour basis of ``ds`` itself when PCA lighting is on.
+    ``device`` (in-memory data only) moves the whole dataset there once and builds batches on it.
+    """
+    cfg = parse_augment(augment) if train else AugmentConfig()
+    if cfg.pca_lighting and pca_basis is None:
+        if isinstance(ds, ArrayDataset):
+            pca_basis = pca_lighting_basis(ds.images)
+        else:
+            pick = torch.linspace(0, len(ds) - 1, min(len(ds), PCA_FILE_SAMPLE)).round().long().tolist()
+            pca_basis = pca_lighting_basis(torch.stack([ds[i][0] for i in pick]))
+    common = dict(shuffle=train, drop_last=train, normalization=normalization, seed=seed, rank=rank,
+                  world_size=world_size, channels_last=channels_last)
+    if isinstance(ds, ArrayDataset):
+        aug = BatchAugment(cfg, pca_basis) if cfg.enabled else None
+        return InMemoryLoader(ds, batch_size, augment=aug, device=device, **common)
+    if isinstance(ds, FileDataset):
+        transform = build_sample_transform(cfg, ds.img_size, train=train and cfg.enabled, pca_basis=pca_basis)
+        return FileLoader(ds, batch_size, transform=transform, num_workers=num_workers, random=cfg.enabled, **common)
+    raise ConfigError(f"make_loader needs an ArrayDataset or FileDataset, got {type(ds).__name__}")

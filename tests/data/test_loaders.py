@@ -1,0 +1,123 @@
+import pytest
+import torch
+
+from cnnlab.data.augment import parse_augment
+from cnnlab.data.datasets import ArrayDataset, FileDataset
+from cnnlab.data.loaders import InMemoryLoader, make_loader, shard_indices
+from cnnlab.data.normalize import compute_normalization
+
+
+def _ds(n=50, c=1, s=8):
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (n, c, s, s), dtype=torch.uint8, generator=g)
+    images[:, 0, 0, 0] = torch.arange(n, dtype=torch.uint8)  # pixel (0, 0) identifies the image
+    return ArrayDataset(images, torch.arange(n) % 5, [str(i) for i in range(5)])
+
+
+def _ids(loader):
+    return [y for _, y in loader]
+
+
+def test_eval_loader_is_plain_order_and_normalized():
+    ds = _ds()
+    norm = compute_normalization(ds)
+    loader = make_loader(ds, 16, train=False, normalization=norm)
+    assert isinstance(loader, InMemoryLoader) and len(loader) == 4
+    batches = list(loader)
+    assert [b[0].shape[0] for b in batches] == [16, 16, 16, 2]
+    x = torch.cat([b[0] for b in batches])
+    assert x.dtype == torch.float32
+    torch.testing.assert_close(x, norm(ds.images.float() / 255))
+    assert torch.equal(torch.cat([b[1] for b in batches]), ds.labels)
+
+
+def test_train_loader_shuffles_deterministically_and_drops_last():
+    ds = _ds()
+    a = make_loader(ds, 16, train=True, augment="flip-crop", seed=1)
+    b = make_loader(ds, 16, train=True, augment="flip-crop", seed=1)
+    assert len(a) == 3  # 50 // 16, last partial batch dropped
+    b.set_epoch(0)
+    xa, xb = list(a), list(b)
+    assert all(torch.equal(p[0], q[0]) and torch.equal(p[1], q[1]) for p, q in zip(xa, xb))
+    a.set_epoch(1)
+    assert not torch.equal(torch.cat(_ids(a)), torch.cat([y for _, y in xb]))
+    # epoch 3 straight away equals epoch 3 after iterating epochs 0..2 (exact resume)
+    fresh = make_loader(ds, 16, train=True, augment="flip-crop", seed=1)
+    fresh.set_epoch(3)
+    for e in range(4):
+        a.set_epoch(e)
+        batches = list(a)
+    assert all(torch.equal(p[0], q[0]) for p, q in zip(batches, fresh))
+    assert all(torch.equal(p[0], q[0]) for p, q in zip(batches[1:], fresh.iter_from(1)))
+    # the order is a permutation of distinct images
+    fresh.set_epoch(0)
+    ids = torch.cat([(x[:, 0, 0, 0] * 255).round().long() for x, _ in make_loader(ds, 10, train=True, seed=1)])
+    assert len(set(ids.tolist())) == 50
+
+
+def test_small_split_keeps_one_batch():
+    assert len(make_loader(_ds(n=5), 16, train=True)) == 1
+
+
+def test_shards_are_disjoint_and_cover_the_set():
+    n, world = 50, 4
+    shards = [shard_indices(n, shuffle=True, seed=0, epoch=2, rank=r, world_size=world) for r in range(world)]
+    assert {len(s) for s in shards} == {13}  # equal length, wrap-padded: 52 = 50 + 2
+    flat = torch.cat(shards)
+    assert set(flat.tolist()) == set(range(n)) and len(set(flat.tolist())) == n
+    assert all(len(set(s.tolist())) == 13 for s in shards)
+    # loaders: each rank sees its own images, same number of batches; eval shards are exact (no padding)
+    ds = _ds(n=n)
+    seen = []
+    for r in range(world):
+        ld = make_loader(ds, 4, train=True, seed=5, rank=r, world_size=world)
+        assert len(ld) == 3
+        ev = make_loader(ds, 4, train=False, rank=r, world_size=world)
+        seen += torch.cat([(x[:, 0, 0, 0] * 255).round().long() for x, _ in ev]).tolist()
+    assert sorted(seen) == list(range(n))
+
+
+def test_channels_last():
+    x, _ = next(iter(make_loader(_ds(c=3), 8, train=False, channels_last=True)))
+    assert x.is_contiguous(memory_format=torch.channels_last)
+
+
+def _file_ds(tmp_path, make_folder, n=12):
+    make_folder(tmp_path, {"a": n // 2, "b": n // 2}, size=(8, 8))
+    paths = sorted(str(p) for p in tmp_path.glob("*/*.png"))
+    labels = torch.tensor([0 if "/a/" in p else 1 for p in paths])
+    return FileDataset(paths, labels, ["a", "b"], 3, (8, 8))
+
+
+def test_file_loader_matches_in_memory(tmp_path, make_folder):
+    fds = _file_ds(tmp_path, make_folder)
+    mem = ArrayDataset(torch.stack([fds[i][0] for i in range(len(fds))]), fds.labels, fds.classes)
+    norm = compute_normalization(mem)
+    for train in (False, True):
+        f = make_loader(fds, 5, train=train, normalization=norm, seed=3)
+        m = make_loader(mem, 5, train=train, normalization=norm, seed=3)
+        assert len(f) == len(m)
+        for (xf, yf), (xm, ym) in zip(f, m):
+            torch.testing.assert_close(xf, xm)
+            torch.testing.assert_close(yf, ym)
+
+
+def test_file_loader_augmentation_is_reproducible(tmp_path, make_folder):
+    fds = _file_ds(tmp_path, make_folder)
+    runs = []
+    for _ in range(2):
+        ld = make_loader(fds, 4, train=True, augment=parse_augment("standard,pca=0.1"), seed=7)
+        ld.set_epoch(2)
+        torch.manual_seed(123)  # the global RNG must not matter ...
+        runs.append(torch.cat([x for x, _ in ld]))
+    assert torch.equal(runs[0], runs[1])
+    state = torch.get_rng_state()
+    list(ld)
+    assert torch.equal(state, torch.get_rng_state())  # ... and is left untouched
+
+
+@pytest.mark.parametrize("aug", ["none", "flip-crop", "standard", "alexnet", "digits"])
+def test_augmented_batches_have_the_right_shape(aug):
+    ds = _ds(c=3)
+    x, y = next(iter(make_loader(ds, 8, train=True, augment=aug, normalization=compute_normalization(ds))))
+    assert x.shape == (8, 3, 8, 8) and y.shape == (8,) and torch.isfinite(x).all()
