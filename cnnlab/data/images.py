@@ -113,7 +113,7 @@ def _open(path: str | os.PathLike) -> Image.Image:
         raise DataError(f"{path}: not an image PIL can read (expected one of {', '.join(IMAGE_EXTENSIONS)}); "
                         "delete it or pass --skip-bad") from None
     except _DECODE_ERRORS as e:
-        raise DataError(f"{path}: image header is corrupt ({e}); re-export the file or pass --skip-bad") from None
+        raise DataError(f"{path}: image header is truncated or corrupt ({e}); re-export the file or pass --skip-bad") from None
     w, h = im.size
     if w * h > MAX_IMAGE_PIXELS:
         im.close()
