@@ -18,8 +18,8 @@ from cnnlab.errors import ShapeError
 
 
 def _fast_len(n: int) -> int:
-    """Smallest m >= n whose only prime factors are 2, 3 and 5 (FFT sizes that run fast)."""
-    m = n
+    """Smallest even m >= n whose only prime factors are 2, 3 and 5 (FFT sizes that run fast)."""
+    m = n + n % 2
     while True:
         k = m
         for p in (2, 3, 5):
@@ -27,7 +27,7 @@ def _fast_len(n: int) -> int:
                 k //= p
         if k == 1:
             return m
-        m += 1
+        m += 2
 
 
 def _pad_pair(padding: int | tuple[int, int] | str, kh: int, kw: int) -> tuple[int, int]:
@@ -65,9 +65,14 @@ def fft_conv2d(
         raise ShapeError(f"kernel {kh}x{kw} is larger than the padded input {hp}x{wp}")
     # Circular correlation of length n >= Hp is exact at the positions 0..Hp-KH (no wrap-around).
     fh, fw = _fast_len(hp), _fast_len(wp)
+    b = x.shape[0]
     xf = torch.fft.rfft2(x, s=(fh, fw))  # (B, C_in, fh, fw//2+1) complex
     wf = torch.fft.rfft2(weight, s=(fh, fw))  # (C_out, C_in, fh, fw//2+1)
-    yf = torch.einsum("bchw,ochw->bohw", xf, wf.conj())  # sum over input channels
+    # At every frequency the channel sum is a (B x C_in) @ (C_in x C_out) matrix product:
+    # one batched matmul over the frequencies (faster on CPU than einsum's strided layout).
+    xf = xf.flatten(2).permute(2, 0, 1).contiguous()  # (F, B, C_in)
+    wf = wf.conj().flatten(2).permute(2, 1, 0).contiguous()  # (F, C_in, C_out)
+    yf = torch.bmm(xf, wf).permute(1, 2, 0).reshape(b, c_out, fh, fw // 2 + 1)  # (B, C_out, fh, fw//2+1)
     y = torch.fft.irfft2(yf, s=(fh, fw))[..., :out_h, :out_w]  # (B, C_out, out_h, out_w)
     if bias is not None:
         y = y + bias.view(1, -1, 1, 1)

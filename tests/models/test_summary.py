@@ -154,3 +154,12 @@ def test_format_and_json():
     assert "ReLU" not in text and "ReLU" in format_summary(s, all_layers=True)
     d = json.loads(json.dumps(s.to_dict()))
     assert d["input_size"] == 3072 and d["total_macs"] == 849_320 and len(d["rows"]) == len(s.rows)
+
+
+def test_every_registered_model_can_be_summarised_at_its_default_input():
+    from cnnlab.models import list_models
+
+    for name in list_models():
+        s = summarize_registered(name)
+        assert s.total_macs > 0 and s.total_params > 0, name
+        assert sum(r.params for r in s.rows) <= s.total_params, name  # rows never double count

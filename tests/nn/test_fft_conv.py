@@ -55,7 +55,7 @@ def test_errors_and_fast_lengths():
         fft_conv2d(torch.randn(1, 3, 8, 8), torch.randn(1, 2, 3, 3))
     with pytest.raises(ShapeError, match="odd kernel"):
         fft_conv2d(torch.randn(1, 1, 8, 8), torch.randn(1, 1, 4, 4), padding="same")
-    assert [_fast_len(n) for n in (7, 11, 13, 17, 64, 97)] == [8, 12, 15, 18, 64, 100]
+    assert [_fast_len(n) for n in (7, 11, 13, 17, 64, 97, 121)] == [8, 12, 16, 18, 64, 100, 128]
 
 
 def test_benchmark_script_prints_consistent_json(capsys, monkeypatch):
