@@ -158,9 +158,11 @@ def summary(model: nn.Module, input_size: tuple[int, ...] | list[int], dtype: to
     was_training = model.training
     model.eval()
     try:
-        out = _forward_meta(model, input_shape, dtype, result)
-        if out is None:
-            out = _forward_real(model, input_shape, dtype, result)
+        out = _forward_meta(model, input_shape, dtype)
+        if out is None:  # forget what the partial meta run recorded, then run for real
+            result.rows.clear()
+            calls.clear()
+            out = _forward_real(model, input_shape, dtype)
     finally:
         model.train(was_training)
         for h in handles:
@@ -173,7 +175,7 @@ def summary(model: nn.Module, input_size: tuple[int, ...] | list[int], dtype: to
     return result
 
 
-def _forward_meta(model: nn.Module, input_shape, dtype, result: ModelSummary):
+def _forward_meta(model: nn.Module, input_shape: tuple[int, ...], dtype: torch.dtype):
     """Shape-only forward with meta stand-ins for the weights; None if the model cannot run on meta."""
     on_meta = any(t.is_meta for t in model.parameters())
     stand_ins = {n: torch.empty_like(t, device="meta") for n, t in model.named_parameters(remove_duplicate=False)}
@@ -187,11 +189,10 @@ def _forward_meta(model: nn.Module, input_shape, dtype, result: ModelSummary):
     except Exception as e:  # noqa: BLE001  (an op without a meta kernel: fall back to a real run)
         if on_meta:  # no real weights to fall back to: most likely the input does not fit
             raise ShapeError(f"input {'x'.join(map(str, input_shape))} does not fit {type(model).__name__}: {_first_line(e)}") from None
-        result.rows.clear()
         return None
 
 
-def _forward_real(model: nn.Module, input_shape, dtype, result: ModelSummary):
+def _forward_real(model: nn.Module, input_shape: tuple[int, ...], dtype: torch.dtype):
     param = next(model.parameters(), None)
     device = param.device if param is not None and param.device.type != "meta" else torch.device("cpu")
     x = torch.zeros((1, *input_shape), dtype=dtype, device=device)

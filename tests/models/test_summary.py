@@ -109,15 +109,16 @@ def test_model_that_cannot_run_on_meta_falls_back_to_a_real_forward():
     class NeedsValues(nn.Module):
         def __init__(self):
             super().__init__()
-            self.fc = nn.Linear(4, 3)
+            self.fc = nn.Linear(4, 4)
 
         def forward(self, x):
+            x = self.fc(x)
             if x.sum().item() > 1e9:  # .item() has no meta implementation
                 x = x * 0
             return self.fc(x)
 
     s = summary(NeedsValues(), (4,))
-    assert [(r.name, r.macs, r.params) for r in s.rows] == [("fc", 12, 15)]
+    assert [(r.name, r.macs, r.params) for r in s.rows] == [("fc", 16, 20), ("fc#2", 16, 0)]
 
 
 def test_bad_inputs_are_shape_errors():
