@@ -121,3 +121,28 @@ def test_augmented_batches_have_the_right_shape(aug):
     ds = _ds(c=3)
     x, y = next(iter(make_loader(ds, 8, train=True, augment=aug, normalization=compute_normalization(ds))))
     assert x.shape == (8, 3, 8, 8) and y.shape == (8,) and torch.isfinite(x).all()
+
+
+def test_file_loader_workers_give_the_same_batches(tmp_path, make_folder):
+    fds = _file_ds(tmp_path, make_folder, n=8)
+    kw = dict(train=True, augment="flip-crop,jitter=0.3", seed=4)
+    a = make_loader(fds, 4, num_workers=0, **kw)
+    b = make_loader(fds, 4, num_workers=2, **kw)
+    a.set_epoch(1)
+    b.set_epoch(1)
+    for (xa, ya), (xb, yb) in zip(a, b):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA device"))])
+def test_in_memory_loader_on_a_device(device):
+    """device= keeps the dataset on the device; the random draws stay on the CPU, so batches match."""
+    ds = _ds(c=3)
+    norm = compute_normalization(ds)
+    cpu = make_loader(ds, 8, train=True, augment="standard,crop=2,pca=0.1", normalization=norm, seed=2)
+    dev = make_loader(ds, 8, train=True, augment="standard,crop=2,pca=0.1", normalization=norm, seed=2, device=device)
+    assert dev.images.device.type == device
+    for (xa, ya), (xb, yb) in zip(cpu, dev):
+        assert xb.device.type == device and torch.equal(ya, yb.cpu())
+        torch.testing.assert_close(xb.cpu(), xa, atol=1e-4, rtol=1e-4)
