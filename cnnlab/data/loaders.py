@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from cnnlab.data.augment import AugmentConfig, BatchAugment, build_sample_transform, parse_augment, pca_lighting_basis
 from cnnlab.data.datasets import ArrayDataset, FileDataset
 from cnnlab.data.normalize import Normalization
-from cnnlab.errors import ConfigError
+from cnnlab.errors import ConfigError, DataError
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 PCA_FILE_SAMPLE = 256  # images decoded to estimate the PCA lighting basis of a FileDataset
@@ -179,7 +179,14 @@ class FileLoader:
         return self._len
 
     def __iter__(self) -> Iterator[Batch]:
-        for x, y in self.dataloader:  # (B, C, H, W) float in [0, 1], (B,)
+        batches = iter(self.dataloader)
+        while True:
+            try:
+                x, y = next(batches)  # (B, C, H, W) float in [0, 1], (B,)
+            except StopIteration:
+                return
+            except DataError as e:  # from a worker the message is a whole traceback: keep its last line
+                raise DataError(str(e).strip().splitlines()[-1].split("DataError: ", 1)[-1]) from None
             if self.normalization is not None:
                 x = self.normalization(x)
             if self.channels_last:

@@ -5,6 +5,7 @@ from cnnlab.data.augment import parse_augment
 from cnnlab.data.datasets import ArrayDataset, FileDataset
 from cnnlab.data.loaders import InMemoryLoader, make_loader, shard_indices
 from cnnlab.data.normalize import compute_normalization
+from cnnlab.errors import DataError
 
 
 def _ds(n=50, c=1, s=8):
@@ -146,3 +147,13 @@ def test_in_memory_loader_on_a_device(device):
     for (xa, ya), (xb, yb) in zip(cpu, dev):
         assert xb.device.type == device and torch.equal(ya, yb.cpu())
         torch.testing.assert_close(xb.cpu(), xa, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_file_loader_bad_file_is_one_line(tmp_path, make_folder, workers):
+    fds = _file_ds(tmp_path, make_folder, n=4)
+    good = open(fds.paths[1], "rb").read()
+    open(fds.paths[1], "wb").write(good[: len(good) // 2])
+    with pytest.raises(DataError) as err:
+        list(make_loader(fds, 2, train=False, num_workers=workers))
+    assert str(err.value).startswith(fds.paths[1] + ": image data is truncated") and "\n" not in str(err.value)
