@@ -137,6 +137,7 @@ class Trainer:
                     return self._result("interrupted")
                 self.epoch += 1
                 self.step_in_epoch = 0
+                self._average_buffers()
                 metrics = self.evaluate(self.eval_loader) if self.eval_loader is not None else {}
                 row = self._row(metrics)
                 score = metrics.get("acc", -metrics.get("loss", math.inf)) if metrics else self.epoch
@@ -247,8 +248,12 @@ class Trainer:
         return not self._stop
 
     @torch.no_grad()
-    def evaluate(self, loader: Any, weights: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
-        """Metrics of the task on ``loader`` (EMA weights when EMA is on), summed over DDP ranks."""
+    def evaluate(self, loader: Any, weights: dict[str, torch.Tensor] | None = None, sync: bool = True) -> dict[str, Any]:
+        """Metrics of the task on ``loader`` (EMA weights when EMA is on).
+
+        With ``sync`` the metric state is summed over DDP ranks (each evaluated its own shard);
+        every rank must then call this together.
+        """
         model = self.model
         if weights is None and self.ema is not None:
             weights = self.ema.state_dict()
@@ -262,7 +267,7 @@ class Trainer:
             batch = _to_device(batch, self.device)
             out = self.task.validation_step(model, batch)
             evaluator.update(out["logits"], out["targets"], out.get("loss_sum", 0.0))
-        if hasattr(evaluator, "sync"):
+        if sync and hasattr(evaluator, "sync"):
             evaluator.sync()
         if saved is not None:
             model.load_state_dict(saved)
@@ -270,6 +275,19 @@ class Trainer:
         return evaluator.compute()
 
     # ------------------------------------------------------------------ helpers
+    @torch.no_grad()
+    def _average_buffers(self) -> None:
+        """Under DDP, average batch-norm running statistics over ranks so every replica is identical
+        (each rank's own last batches updated its copy)."""
+        if not self.dist.enabled:
+            return
+        import torch.distributed as dist
+
+        for buf in self.model.buffers():
+            if buf.dtype.is_floating_point:
+                dist.all_reduce(buf)
+                buf.div_(self.dist.world_size)
+
     def _row(self, metrics: dict[str, Any]) -> dict[str, Any]:
         s = getattr(self, "_epoch_stats", {})
         return {"epoch": self.epoch, "step": self.global_step, "train_loss": s.get("train_loss"), "train_acc": s.get("train_acc"),

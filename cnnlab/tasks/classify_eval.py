@@ -156,19 +156,8 @@ def prepare_image(path: str | Path, meta: dict) -> torch.Tensor:
     """Load one image file as the run's input: channels, size and normalization of its training data."""
     from cnnlab.data.images import load_image
 
-    img = load_image(path, channels=meta["in_chans"])  # (C, H, W) uint8
     h, w = meta["img_size"]
-    x = resize_center_crop(img.float() / 255, (h, w))
+    img = load_image(path, channels=meta["in_chans"], size=(h, w))  # (C, H, W) uint8, resized like the training folder
+    x = img.float() / 255
     norm = normalization_of(meta)
     return norm(x) if norm is not None else x
-
-
-def resize_center_crop(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Resize so the image covers ``size``, then crop the centre. x float (C, H, W)."""
-    h, w = size
-    H, W = x.shape[-2:]
-    s = max(h / H, w / W)
-    nh, nw = max(h, round(H * s)), max(w, round(W * s))
-    x = F.interpolate(x[None], size=(nh, nw), mode="bilinear", align_corners=False, antialias=True)[0]
-    top, left = (nh - h) // 2, (nw - w) // 2
-    return x[:, top:top + h, left:left + w]

@@ -180,7 +180,7 @@ def finish_run(run_dir: Path, cfg: TrainConfig, trainer: Trainer, data, normaliz
     if split is not None:
         loader = make_loader(split, 512, train=False, normalization=normalization, channels_last=cfg.channels_last)
         trainer.task.tta = cfg.eval_tta
-        final = trainer.evaluate(loader, weights=best)
+        final = trainer.evaluate(loader, weights=best, sync=False)  # rank 0 alone, on the whole split
         trainer.task.tta = "none"
         model.load_state_dict(best)
         model.eval()
