@@ -37,7 +37,7 @@ class TrainConfig:
     normalize: str = "channel"  # channel | image | none
     # optimization
     epochs: int = 10
-    batch_size: int = 128
+    batch_size: int = 64
     optimizer: str = "nesterov"
     lr: float | None = None
     momentum: float = 0.9
