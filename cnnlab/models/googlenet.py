@@ -158,6 +158,10 @@ class GoogLeNet(nn.Module):
     def get_classifier(self) -> nn.Module:
         return self.fc
 
+    def aux_classifiers(self) -> list[nn.Module]:
+        """The auxiliary heads' final layers: replaced with the main head when the class count changes."""
+        return [self.aux1.fc2, self.aux2.fc2] if self.aux_logits else []
+
     def reset_classifier(self, num_classes: int) -> None:
         self.fc = nn.Linear(self.num_features, num_classes)
         if self.aux_logits:

@@ -66,14 +66,14 @@ def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:
 
 
 def classifier_keys(model: nn.Module) -> set[str]:
-    """State-dict keys of the model's final layer (``get_classifier()``), if it has one."""
-    if not hasattr(model, "get_classifier"):
-        return set()
-    head = model.get_classifier()
+    """State-dict keys of the model's final layer (``get_classifier()``) and of any auxiliary classifiers."""
+    heads = [model.get_classifier()] if hasattr(model, "get_classifier") else []
+    heads += model.aux_classifiers() if hasattr(model, "aux_classifiers") else []
+    keys: set[str] = set()
     for prefix, module in model.named_modules():
-        if module is head:
-            return {f"{prefix}.{k}" if prefix else k for k in head.state_dict()}
-    return set()
+        if any(module is h for h in heads):
+            keys |= {f"{prefix}.{k}" if prefix else k for k in module.state_dict()}
+    return keys
 
 
 def load_weights(model: nn.Module, path: str | Path, *, reset_head_on_mismatch: bool = True) -> dict[str, Any]:

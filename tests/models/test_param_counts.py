@@ -27,6 +27,7 @@ def count(name: str, num_classes: int = 1000, **kw) -> int:
     ("resnet101", 44_549_160), ("resnet152", 60_192_808),
     ("wide_resnet50_2", 68_883_240), ("wide_resnet101_2", 126_886_696),
     ("resnext50_32x4d", 25_028_904), ("resnext101_32x8d", 88_791_336),
+    ("preact_resnet18", 11_687_848), ("preact_resnet34", 21_796_008), ("preact_resnet50", 25_549_480),
 ])
 def test_imagenet_counts(name: str, expected: int):
     assert count(name) == expected
@@ -81,6 +82,8 @@ def test_cifar_resnet_counts(depth: int, exact: int, paper: str):
 
 
 @pytest.mark.parametrize("name, exact, paper", [
+    ("preact_resnet20", 272_282, "0.3M"),
+    ("preact_resnet56", 855_578, "0.9M"),
     ("preact_resnet110", 1_730_522, "1.7M"),  # He et al. 2016, Table 3
     ("preact_resnet164", 1_703_258, "1.7M"),
     ("wrn16_4", 2_748_890, "2.7M"),  # Zagoruyko & Komodakis, Table 4 / 5
