@@ -1,11 +1,11 @@
 """From which kernel size does FFT convolution beat direct convolution (torch conv2d) on this CPU?
 
 Prints one JSON object: per kernel size the best-of-N time of ``F.conv2d`` and of
-``cnnlab.nn.fft_conv2d`` ('same' padding, stride 1), the speedup, the direct conv's GFLOP/s
+``cnnlab.nn.fft_conv2d`` ('same' padding, stride 1; the two take turns), the speedup, the direct conv's GFLOP/s
 as a fraction of this machine's fp32 matmul peak (measured in the same run), and
 ``fft_wins_from_kernel``: the smallest tested kernel from which the FFT wins at every larger one.
 
-    python benchmarks/fft_conv.py                       # 8x16x64x64 -> 16 channels, k = 1..31
+    python benchmarks/fft_conv.py                       # 8x16x64x64 -> 16 channels, k = 1..31, best of 10
     python benchmarks/fft_conv.py --size 128 --kernels 3 7 15 31
 """
 
@@ -22,15 +22,21 @@ import torch.nn.functional as F
 from cnnlab.nn.fft_conv import fft_conv2d
 
 
-def best_time(fn, repeat: int) -> float:
-    """Best-of-``repeat`` wall time in seconds after one warm-up call (min is least disturbed by noise)."""
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
+def best_times(fns, repeat: int) -> list[float]:
+    """Best-of-``repeat`` wall time in seconds of each function after one warm-up call.
+
+    The functions take turns in every round, so a burst of other work on the machine slows
+    them alike; the minimum is the measurement least disturbed by it.
+    """
+    for fn in fns:
         fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+    times = [[] for _ in fns]
+    for _ in range(repeat):
+        for fn, ts in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+    return [min(ts) for ts in times]
 
 
 def sig(x: float, digits: int = 4) -> float:
@@ -41,7 +47,7 @@ def sig(x: float, digits: int = 4) -> float:
 def matmul_peak_gflops(n: int, repeat: int) -> float:
     """fp32 GFLOP/s of an n x n x n matmul (2 n^3 flops), the machine's practical peak."""
     a, b = torch.randn(n, n), torch.randn(n, n)
-    return 2 * n**3 / best_time(lambda: torch.mm(a, b), repeat) / 1e9
+    return 2 * n**3 / best_times([lambda: torch.mm(a, b)], repeat)[0] / 1e9
 
 
 def main() -> None:
@@ -50,7 +56,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=64, help="input height and width")
     ap.add_argument("--channels", type=int, default=16, help="input and output channels")
     ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=10)
     ap.add_argument("--matmul-n", type=int, default=2048)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = ap.parse_args()
@@ -65,8 +71,7 @@ def main() -> None:
         for k in args.kernels:
             w = torch.randn(args.channels, args.channels, k, k) / k
             pad = k // 2 if k % 2 else 0
-            direct = best_time(lambda: F.conv2d(x, w, padding=pad), args.repeat)
-            fft = best_time(lambda: fft_conv2d(x, w, padding=pad), args.repeat)
+            direct, fft = best_times([lambda: F.conv2d(x, w, padding=pad), lambda: fft_conv2d(x, w, padding=pad)], args.repeat)
             ref, out = F.conv2d(x, w, padding=pad), fft_conv2d(x, w, padding=pad)
             macs = out.numel() * args.channels * k * k  # direct-convolution multiply-adds
             rows.append({

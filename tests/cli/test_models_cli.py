@@ -34,9 +34,9 @@ def test_summary_json_and_default_input(capsys):
 
 
 def test_summary_input_forms(capsys):
-    rc, out, _ = run(capsys, "summary", "lenet5_1998", "--input", "28", "--json")
+    rc, out, _ = run(capsys, "summary", "lenet5_1998", "--input", "40", "--json")
     d = json.loads(out)
-    assert rc == 0 and d["input_shape"] == [1, 28, 28] and d["rows"][0]["output_shape"] == [6, 24, 24]
+    assert rc == 0 and d["input_shape"] == [1, 40, 40] and d["rows"][0]["output_shape"] == [6, 36, 36]
 
 
 @pytest.mark.parametrize("bad", ["3x0x224", "axb", "3x224x224x2", "", "-3x32x32", "3.5x32x32"])

@@ -142,9 +142,9 @@ def test_default_input_rule():
 
 
 def test_lenet_img_size_follows_the_input():
-    s = summarize_registered("lenet5", (1, 28, 28))
-    assert s.rows[0].output_shape == (8, 24, 24)
-    assert [r.params for r in s.rows if r.kind == "Linear"][0] == 16 * 4 * 4 * 120 + 120
+    s = summarize_registered("lenet5", (1, 48, 48))
+    assert s.rows[0].output_shape == (8, 44, 44)
+    assert [r.params for r in s.rows if r.kind == "Linear"][0] == 16 * 9 * 9 * 120 + 120  # 48-4=44, /2, -4, /2 = 9
 
 
 def test_format_and_json():
