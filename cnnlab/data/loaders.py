@@ -80,7 +80,7 @@ class InMemoryLoader:
         self.channels_last = channels_last
         self.epoch = 0
         self.n_shard = len(self._indices())
-        # uint8 -> normalized in one fused multiply-add when there is nothing in between
+        # uint8 -> normalized in one multiply and one add when no augmentation sits in between
         if normalization is not None:
             scale, shift = normalization._scale_shift(self.device)
             self._direct = (scale / 255.0, shift)
