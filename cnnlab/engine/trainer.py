@@ -167,9 +167,10 @@ class Trainer:
                    disable=cfg.quiet or not self.dist.is_main, dynamic_ncols=True, leave=True)
         loss_sum, correct, seen, t_epoch = 0.0, 0, 0, time.perf_counter()
         with bar:
-            for i, batch in enumerate(loader):
-                if i < skip:  # replay the loader to the interrupted step (same batches, same draws)
-                    continue
+            # After a mid-epoch resume, start at the interrupted step: the loader's batches are a pure
+            # function of (seed, epoch, batch index), so the rest of the epoch is exactly the same.
+            batches = loader.iter_from(skip) if hasattr(loader, "iter_from") else _skip(iter(loader), skip)
+            for i, batch in enumerate(batches, start=skip):
                 t0 = time.perf_counter()
                 batch = _to_device(batch, self.device)
                 out = self.task.training_step(self.net, batch)
@@ -316,6 +317,12 @@ class Trainer:
         for s in old:
             signal.signal(s, handler)
         return lambda: [signal.signal(s, h) for s, h in old.items()]
+
+
+def _skip(batches, n: int):
+    for i, b in enumerate(batches):
+        if i >= n:
+            yield b
 
 
 def _to_device(batch: Any, device: torch.device) -> Any:

@@ -131,8 +131,6 @@ def _train(cfg: TrainConfig, resume, device: torch.device, dist: DistInfo):
     train_loader = make_loader(data.train, cfg.batch_size, train=True, augment=augment, normalization=normalization,
                                seed=cfg.seed, rank=dist.rank, world_size=dist.world_size, num_workers=cfg.num_workers,
                                channels_last=cfg.channels_last, pca_basis=pca)
-    if len(train_loader) == 0:
-        raise ConfigError(f"--batch-size {cfg.batch_size} is larger than the training split ({len(data.train)} images)")
     eval_split = data.val if data.val is not None else data.test
     eval_loader = None
     if eval_split is not None:

@@ -68,19 +68,33 @@ class _Loader:
         return iter(self.batches)
 
 
-def _trainer(tmp_path, task=None, **kw):
+def _real_loader():
+    """cnnlab's in-memory loader with augmentation: 48 images, 6 batches per epoch."""
+    from cnnlab.data.augment import BatchAugment, parse_augment
+    from cnnlab.data.datasets import ArrayDataset
+    from cnnlab.data.loaders import InMemoryLoader
+
+    g = torch.Generator().manual_seed(0)
+    ds = ArrayDataset(torch.randint(0, 256, (48, 1, 12, 12), dtype=torch.uint8, generator=g),
+                      torch.randint(0, 3, (48,), generator=g), ["a", "b", "c"])
+    return InMemoryLoader(ds, 8, shuffle=True, augment=BatchAugment(parse_augment("hflip,crop=2")), seed=3)
+
+
+def _trainer(tmp_path, task=None, real_loader=False, **kw):
     torch.manual_seed(0)
     kw.setdefault("lr", 0.05)
     cfg = TrainConfig(epochs=2, quiet=True, tensorboard=False, **kw).resolved()
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(144, 3))
-    return Trainer(cfg, model, task or ClassificationTask(3), _Loader(), _Loader(2), tmp_path, {"model": "x"}, torch.device("cpu"))
+    train = _real_loader() if real_loader else _Loader()
+    return Trainer(cfg, model, task or ClassificationTask(3), train, _Loader(2), tmp_path, {"model": "x"}, torch.device("cpu"))
 
 
-def test_interrupt_mid_epoch_then_resume_matches(tmp_path):
+@pytest.mark.parametrize("real_loader", [False, True])
+def test_interrupt_mid_epoch_then_resume_matches(tmp_path, real_loader):
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
-    ref = _trainer(tmp_path / "a")
+    ref = _trainer(tmp_path / "a", real_loader=real_loader)
     ref.fit()
-    t = _trainer(tmp_path / "b")
+    t = _trainer(tmp_path / "b", real_loader=real_loader)
     step = t.optimizer.step
 
     def stop_at_4(*a, **k):  # Ctrl-C arrives during step 4: it finishes, then the trainer saves and stops
@@ -94,7 +108,7 @@ def test_interrupt_mid_epoch_then_resume_matches(tmp_path):
     assert result.status == "interrupted" and t.step_in_epoch == 4
     meta = json.loads((tmp_path / "b" / "checkpoints" / "last.json").read_text())
     assert meta["interrupted"] is True
-    t2 = _trainer(tmp_path / "b")
+    t2 = _trainer(tmp_path / "b", real_loader=real_loader)
     t2.load_state(tmp_path / "b")
     assert (t2.epoch, t2.step_in_epoch, t2.global_step) == (0, 4, 4)
     t2.fit()
