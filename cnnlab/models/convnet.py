@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cnnlab.models.base import Classifier
 from cnnlab.models.registry import register_model
 
 
@@ -16,7 +17,7 @@ def conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
-class SmallConvNet(nn.Module):
+class SmallConvNet(Classifier):
     def __init__(self, num_classes: int = 10, in_chans: int = 3, widths: tuple[int, ...] = (32, 64, 128), drop_rate: float = 0.0):
         super().__init__()
         layers: list[nn.Module] = []
@@ -35,23 +36,10 @@ class SmallConvNet(nn.Module):
         x = self.features(x)  # (B, C, H/4, W/4)
         return x.mean(dim=(2, 3))  # global average pool -> (B, C)
 
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        if self.drop_rate > 0:
-            x = nn.functional.dropout(x, self.drop_rate, self.training)
-        return self.head(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def get_classifier(self) -> nn.Module:
-        return self.head
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.head = nn.Linear(self.num_features, num_classes)
-
     def stages(self) -> list[nn.Module]:
-        """Feature-extractor stages in order (for --freeze N); the head is not a stage."""
-        return list(self.features)
+        """The conv stages in order (for --freeze N): [conv, conv], then [pool, conv, conv] per later stage."""
+        n = len(self.features)
+        return [self.features[0:2]] + [self.features[i:i + 3] for i in range(2, n, 3)]
 
 
 @register_model

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cnnlab.models.base import Classifier
 from cnnlab.models.registry import register_model
 
 
@@ -21,7 +22,7 @@ def _conv_out(size: int) -> int:
     return (size - 4) // 2
 
 
-class LeNet5(nn.Module):
+class LeNet5(Classifier):
     def __init__(
         self,
         num_classes: int = 10,
@@ -56,20 +57,6 @@ class LeNet5(nn.Module):
             p = self.pad // 2
             x = nn.functional.pad(x, (p, self.pad - p, p, self.pad - p))  # (B, C, 32, 32)
         return self.features(x)  # (B, 84)
-
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        if self.drop_rate > 0:
-            x = nn.functional.dropout(x, self.drop_rate, self.training)
-        return self.head(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def get_classifier(self) -> nn.Module:
-        return self.head
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.head = nn.Linear(self.num_features, num_classes)
 
     def stages(self) -> list[nn.Module]:
         """Feature-extractor stages in order (for --freeze N); the head is not a stage."""

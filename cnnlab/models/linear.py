@@ -9,10 +9,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cnnlab.models.base import Classifier
 from cnnlab.models.registry import register_model
 
 
-class LinearClassifier(nn.Module):
+class LinearClassifier(Classifier):
     def __init__(self, num_classes: int = 10, in_chans: int = 3, img_size: int = 32, drop_rate: float = 0.0):
         super().__init__()
         self.num_features = in_chans * img_size * img_size
@@ -21,20 +22,6 @@ class LinearClassifier(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return x.flatten(1)  # (B, C*H*W)
-
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        if self.drop_rate > 0:
-            x = nn.functional.dropout(x, self.drop_rate, self.training)
-        return self.head(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def get_classifier(self) -> nn.Module:
-        return self.head
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.head = nn.Linear(self.num_features, num_classes)
 
     def stages(self) -> list[nn.Module]:
         return []

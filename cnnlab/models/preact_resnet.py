@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from cnnlab.models.base import Classifier
 from cnnlab.models.registry import register_model
 from cnnlab.models.resnet import make_shortcut
 
@@ -81,7 +82,8 @@ class PreActBottleneck(nn.Module):
         return self.conv3(F.relu(self.bn3(out))) + identity
 
 
-class PreActResNet(nn.Module):
+class PreActResNet(Classifier):
+    head_attr = "fc"  # torchvision's key names
     """Stem conv, pre-activation stages, final BN-ReLU, global average pool, FC."""
 
     def __init__(
@@ -131,20 +133,6 @@ class PreActResNet(nn.Module):
         x = self.layers(self.stem(x))  # (B, C, H/k, W/k)
         x = F.relu(self.bn(x))
         return x.mean(dim=(2, 3))  # global average pool -> (B, C)
-
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        if self.drop_rate > 0:
-            x = F.dropout(x, self.drop_rate, self.training)
-        return self.fc(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.fc = nn.Linear(self.num_features, num_classes)
 
     def stages(self) -> list[nn.Module]:
         """The stem, then one entry per stage; the last stage includes the final BN."""

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from cnnlab.models.base import Classifier
 from cnnlab.models.registry import register_model
 
 SHORTCUTS = ("A", "B", "C")
@@ -113,7 +114,8 @@ class Bottleneck(nn.Module):
         return self.relu(out)
 
 
-class ResNet(nn.Module):
+class ResNet(Classifier):
+    head_attr = "fc"  # torchvision's key names
     """Stem, one stage per entry of ``layers`` (the first at stride 1, the others at stride 2), global pool, FC."""
 
     def __init__(
@@ -180,20 +182,6 @@ class ResNet(nn.Module):
         for name in self.stage_names:
             x = getattr(self, name)(x)  # (B, C_i, ., .)
         return torch.flatten(self.avgpool(x), 1)  # (B, num_features)
-
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        if self.drop_rate > 0:
-            x = F.dropout(x, self.drop_rate, self.training)
-        return self.fc(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.fc = nn.Linear(self.num_features, num_classes)
 
     def stages(self) -> list[nn.Module]:
         """The stem (conv1, bn1, relu, max pool), then layer1, layer2, ..."""
