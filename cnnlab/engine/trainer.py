@@ -166,12 +166,12 @@ class Trainer:
         bar = tqdm(total=len(loader), initial=skip, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", unit="batch",
                    disable=cfg.quiet or not self.dist.is_main, dynamic_ncols=True, leave=True)
         loss_sum, correct, seen, t_epoch = 0.0, 0, 0, time.perf_counter()
+        t_step = t_epoch  # training time counts loading and augmenting each batch, not evaluation
         with bar:
             # After a mid-epoch resume, start at the interrupted step: the loader's batches are a pure
             # function of (seed, epoch, batch index), so the rest of the epoch is exactly the same.
             batches = loader.iter_from(skip) if hasattr(loader, "iter_from") else _skip(iter(loader), skip)
             for i, batch in enumerate(batches, start=skip):
-                t0 = time.perf_counter()
                 batch = _to_device(batch, self.device)
                 out = self.task.training_step(self.net, batch)
                 loss = out["loss"]
@@ -198,7 +198,9 @@ class Trainer:
                     self.ema.update(self.model)
                 self.global_step += 1
                 self.step_in_epoch = i + 1
-                self.train_seconds += time.perf_counter() - t0
+                now = time.perf_counter()
+                self.train_seconds += now - t_step
+                t_step = now
                 n = batch[1].shape[0] if isinstance(batch, (tuple, list)) else 1
                 loss_sum += loss.item() * n
                 seen += n
