@@ -22,7 +22,8 @@ def small_cfg(tmp_path, name="run", **kw):
 
 
 def test_training_learns_and_writes_the_run_folder(tmp_path):
-    run_dir, result, summary = train_classifier(small_cfg(tmp_path, epochs=4, optimizer="adam", lr=3e-3))
+    run_dir, result, summary = train_classifier(small_cfg(tmp_path, epochs=4, optimizer="adam", lr=3e-3, tensorboard=True,
+                                                          init="he"))
     assert result.status == "finished" and result.epochs_done == 4
     assert summary["test_acc"] > 0.8  # digits: chance is 0.1
     for f in ["config.json", "metrics.csv", "summary.json", "checkpoints/best.safetensors", "checkpoints/best.json",
@@ -33,7 +34,8 @@ def test_training_learns_and_writes_the_run_folder(tmp_path):
     assert len(rows) == 5 and rows[0].startswith("epoch,")
     meta = json.loads((run_dir / "checkpoints" / "best.json").read_text())
     assert meta["classes"] == [str(i) for i in range(10)] and meta["normalization"]["mode"] == "channel"
-    assert read_config(run_dir).optimizer == "adam"
+    assert read_config(run_dir).optimizer == "adam" and read_config(run_dir).init == "he"
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))  # TensorBoard is installed with the test extras
 
 
 def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
