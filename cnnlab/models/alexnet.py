@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import ShapeError
+from cnnlab.models.base import FCStackClassifier
 from cnnlab.models.registry import register_model
 
 LRN_SIZE, LRN_ALPHA, LRN_BETA, LRN_K = 5, 1e-4, 0.75, 2.0
@@ -43,7 +44,7 @@ def _min_input_size(conv1_padding: int) -> int:
         size += 1
 
 
-class AlexNet(nn.Module):
+class AlexNet(FCStackClassifier):
     """Five conv layers and three fully connected ones; ``num_features`` is FC7's 4096."""
 
     def __init__(
@@ -93,18 +94,6 @@ class AlexNet(nn.Module):
         x = self.avgpool(self.features(x))  # (B, C5, 6, 6)
         x = torch.flatten(x, 1)  # (B, C5*36)
         return self.classifier[:-1](x)  # (B, 4096): FC7's output, the "CNN code"
-
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier[-1](x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def get_classifier(self) -> nn.Module:
-        return self.classifier[-1]
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.classifier[-1] = nn.Linear(self.num_features, num_classes)
 
     def stages(self) -> list[nn.Module]:
         """CONV1..CONV5 blocks, then FC6 and FC7 (each with its dropout and ReLU)."""

@@ -31,3 +31,24 @@ class Classifier(nn.Module):
 
     def reset_classifier(self, num_classes: int) -> None:
         setattr(self, self.head_attr, nn.Linear(self.num_features, num_classes))
+
+
+class FCStackClassifier(nn.Module):
+    """The contract for nets whose fully connected stack is ``self.classifier`` (AlexNet, VGG):
+    ``forward_features`` returns FC7's output (the "CNN code"), the head is the stack's last layer
+    (its dropout sits inside the stack, before the head)."""
+
+    num_features: int
+    classifier: nn.Sequential
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier[-1](x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def get_classifier(self) -> nn.Module:
+        return self.classifier[-1]
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.classifier[-1] = nn.Linear(self.num_features, num_classes)

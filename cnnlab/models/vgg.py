@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import ShapeError
+from cnnlab.models.base import FCStackClassifier
 from cnnlab.models.registry import register_model
 
 # Numbers are 3x3 conv widths, "M" a 2x2 max pool; one row per stage.
@@ -26,7 +27,7 @@ CONFIGS: dict[str, list[list[int]]] = {
 }
 
 
-class VGG(nn.Module):
+class VGG(FCStackClassifier):
     """Five conv stages, then FC6/FC7 (4096 each) and the head; ``num_features`` is FC7's 4096."""
 
     def __init__(
@@ -86,18 +87,6 @@ class VGG(nn.Module):
         x = self.avgpool(self.features(x))  # (B, 512, 7, 7)
         x = torch.flatten(x, 1)  # (B, 25088)
         return self.classifier[:-1](x)  # (B, 4096)
-
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier[-1](x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-    def get_classifier(self) -> nn.Module:
-        return self.classifier[-1]
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.classifier[-1] = nn.Linear(self.num_features, num_classes)
 
     def stages(self) -> list[nn.Module]:
         """The five conv stages (each ending in its max pool), then FC6 and FC7."""
