@@ -83,8 +83,8 @@ class PreActBottleneck(nn.Module):
 
 
 class PreActResNet(Classifier):
-    head_attr = "fc"  # torchvision's key names
     """Stem conv, pre-activation stages, final BN-ReLU, global average pool, FC."""
+    head_attr = "fc"  # torchvision's key names
 
     def __init__(
         self,

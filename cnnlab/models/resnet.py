@@ -115,8 +115,8 @@ class Bottleneck(nn.Module):
 
 
 class ResNet(Classifier):
-    head_attr = "fc"  # torchvision's key names
     """Stem, one stage per entry of ``layers`` (the first at stride 1, the others at stride 2), global pool, FC."""
+    head_attr = "fc"  # torchvision's key names
 
     def __init__(
         self,
