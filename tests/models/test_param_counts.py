@@ -33,6 +33,16 @@ def test_imagenet_counts(name: str, expected: int):
     assert count(name) == expected
 
 
+def test_resnet9_count_by_layers():
+    """Page's DAWNBench ResNet-9 at width 64 on CIFAR-10: 6,573,130 (convs without bias, BN scale and shift)."""
+    convs = [3 * 64, 64 * 128, 128 * 128, 128 * 128, 128 * 256, 256 * 512, 512 * 512, 512 * 512]
+    bn = 2 * (64 + 3 * 128 + 256 + 3 * 512)
+    expected = 9 * sum(convs) + bn + 512 * 10 + 10
+    assert expected == 6_573_130
+    assert count("resnet9", num_classes=10) == expected
+    assert count("resnet9", num_classes=10, in_chans=1, width=24) == 926_578  # the Fashion-MNIST recipe's net
+
+
 def test_alexnet_two_gpu_split():
     """groups=2 halves the inputs of CONV2, CONV4, CONV5 (the paper's two GPUs): 60,965,224."""
     assert count("alexnet", groups=2) == 60_965_224

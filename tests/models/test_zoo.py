@@ -77,7 +77,8 @@ def test_model_contract(name: str):
         assert model(x).shape == (2, 3)
 
 
-@pytest.mark.parametrize("name", ["resnet20", "plain20", "preact_resnet20", "wrn16_4", "nin", "googlenet", "resnet18", "resnext50_32x4d"])
+@pytest.mark.parametrize("name", ["resnet20", "plain20", "preact_resnet20", "wrn16_4", "nin", "googlenet", "resnet18", "resnext50_32x4d",
+                                  "resnet9"])
 def test_small_grey_images(name: str):
     """28x28x1 (Fashion-MNIST) inputs work: natively for CIFAR-style nets, via adaptive pooling for the others."""
     model = build(name, num_classes=10, in_chans=1).eval()
@@ -85,7 +86,7 @@ def test_small_grey_images(name: str):
         assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
 
 
-@pytest.mark.parametrize("name, smallest", [("alexnet", 67), ("alexnet_tv", 63), ("vgg11", 32)])
+@pytest.mark.parametrize("name, smallest", [("alexnet", 67), ("alexnet_tv", 63), ("vgg11", 32), ("resnet9", 8)])
 def test_too_small_inputs_raise_shape_error(name: str, smallest: int):
     """Nets whose pooling cannot shrink further say how large the input must be (instead of a 0x0 conv error)."""
     model = build(name, num_classes=10, in_chans=3).eval()
