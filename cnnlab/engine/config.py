@@ -70,7 +70,7 @@ class TrainConfig:
     skip_nonfinite: bool = False
     stop_after: int | None = None  # train this many epochs now, then stop resumably (the schedule spans `epochs`)
     snapshots: bool = False  # keep a checkpoint of every epoch (for snapshot ensembles)
-    eval_tta: str = "none"  # none | flip: test-time augmentation for the end-of-run evaluation
+    eval_tta: str = "none"  # none | flip: test-time augmentation of every evaluation (per epoch and final)
     out: str | None = None
     recipe: str | None = None
     quiet: bool = False

@@ -3,7 +3,7 @@ edge-detector filters, and weight initialization by name."""
 
 from cnnlab.nn.edges import EDGE_KERNELS, detect_edges, edge_conv2d, edge_kernel
 from cnnlab.nn.fft_conv import FFTConv2d, fft_conv2d
-from cnnlab.nn.init import INIT_SCHEMES, activation_stats, init_weights
+from cnnlab.nn.init import INIT_SCHEMES, activation_stats, init_weights, lsuv_init
 from cnnlab.nn.maxout import Maxout, MaxoutConv2d, maxout
 from cnnlab.nn.transposed import transposed_conv1d, transposed_conv2d
 from cnnlab.nn.unpool import (
@@ -19,7 +19,7 @@ from cnnlab.nn.unpool import (
 __all__ = [
     "EDGE_KERNELS", "detect_edges", "edge_conv2d", "edge_kernel",
     "FFTConv2d", "fft_conv2d",
-    "INIT_SCHEMES", "activation_stats", "init_weights",
+    "INIT_SCHEMES", "activation_stats", "init_weights", "lsuv_init",
     "Maxout", "MaxoutConv2d", "maxout",
     "transposed_conv1d", "transposed_conv2d",
     "BedOfNailsUnpool2d", "NearestUnpool2d", "SwitchMaxPool2d", "SwitchMaxUnpool2d",

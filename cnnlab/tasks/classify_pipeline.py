@@ -42,7 +42,7 @@ def build_model(cfg: TrainConfig, num_classes: int, in_chans: int, img_size: int
     if cfg.drop_rate:
         kwargs["drop_rate"] = cfg.drop_rate
     model = create_model(cfg.model, num_classes=num_classes, in_chans=in_chans, **kwargs)
-    if cfg.init != "default":
+    if cfg.init not in ("default", "lsuv"):  # lsuv needs data: _train applies it
         from cnnlab.nn.init import init_weights
 
         init_weights(model, cfg.init, std=cfg.init_std)
@@ -54,6 +54,20 @@ def build_model(cfg: TrainConfig, num_classes: int, in_chans: int, img_size: int
     if cfg.freeze:
         freeze_stages(model, cfg.freeze)
     return model
+
+
+def _lsuv(model: torch.nn.Module, train, normalization, seed: int, device: torch.device, n: int = 512) -> None:
+    """--init lsuv: LSUV on ``n`` normalized training images drawn with the run's seed (the same on every rank)."""
+    from cnnlab.nn.init import lsuv_init
+
+    if not hasattr(train, "images"):
+        raise ConfigError("--init lsuv needs the training images in memory (image folders under 2 GiB); pick another --init")
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(train), generator=g)[:n]
+    x = train.images[idx].float() / 255  # (n, C, H, W) in [0, 1]
+    if normalization is not None:
+        x = normalization(x)
+    lsuv_init(model, x.to(device))
 
 
 def freeze_stages(model: torch.nn.Module, n: int) -> None:
@@ -124,6 +138,8 @@ def _train(cfg: TrainConfig, resume, device: torch.device, dist: DistInfo):
     normalization = None if cfg.normalize == "none" else compute_normalization(data.train, mode=cfg.normalize)
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank and every resume
     model = build_model(cfg, len(data.classes), data.in_chans, data.img_size[0]).to(device)
+    if cfg.init == "lsuv" and resume is None:
+        _lsuv(model, data.train, normalization, cfg.seed, device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     augment = parse_augment(cfg.augment)
@@ -147,7 +163,8 @@ def _train(cfg: TrainConfig, resume, device: torch.device, dist: DistInfo):
               f"{len(data.val) if data.val is not None else 0} val, {len(data.test) if data.test is not None else 0} test images, "
               f"{len(data.classes)} classes, {data.in_chans}x{data.img_size[0]}x{data.img_size[1]}")
     meta = model_meta(cfg, data, normalization, model)
-    task = ClassificationTask(len(data.classes), label_smoothing=cfg.label_smoothing)
+    # every evaluation (per epoch, the best-checkpoint choice, the final one) uses the run's test-time augmentation
+    task = ClassificationTask(len(data.classes), label_smoothing=cfg.label_smoothing, tta=cfg.eval_tta)
     trainer = Trainer(cfg, model, task, train_loader, eval_loader, run_dir if dist.is_main else None, meta, device, dist)
     if resume is not None:
         trainer.load_state(Path(resume))
@@ -177,9 +194,7 @@ def finish_run(run_dir: Path, cfg: TrainConfig, trainer: Trainer, data, normaliz
     final: dict[str, Any] = {}
     if split is not None:
         loader = make_loader(split, 512, train=False, normalization=normalization, channels_last=cfg.channels_last)
-        trainer.task.tta = cfg.eval_tta
         final = trainer.evaluate(loader, weights=best, sync=False)  # rank 0 alone, on the whole split
-        trainer.task.tta = "none"
         model.load_state_dict(best)
         model.eval()
         plots.plot_confusion(final["confusion"], data.classes, run_dir / "plots" / "confusion.png")

@@ -38,6 +38,12 @@ def test_training_learns_and_writes_the_run_folder(tmp_path):
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))  # TensorBoard is installed with the test extras
 
 
+def test_lsuv_init_trains(tmp_path):
+    """--init lsuv runs on the run's normalized training images and the net still learns."""
+    _, result, summary = train_classifier(small_cfg(tmp_path, epochs=2, optimizer="adam", lr=3e-3, init="lsuv"))
+    assert result.status == "finished" and summary["test_acc"] > 0.7
+
+
 def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
     kw = dict(epochs=3, deterministic=True, augment="hflip,crop=2", drop_rate=0.2, ema=0.9, schedule="onecycle")
     _, full, _ = train_classifier(small_cfg(tmp_path, "full", **kw))

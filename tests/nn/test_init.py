@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from cnnlab.errors import ConfigError
-from cnnlab.nn.init import INIT_SCHEMES, activation_stats, init_weights
+from cnnlab.nn.init import INIT_SCHEMES, activation_stats, init_weights, lsuv_init
 
 
 def deep_mlp(act: type[nn.Module], depth: int = 10, width: int = 500) -> nn.Sequential:
@@ -21,9 +21,11 @@ def x():
 
 
 def test_schemes_and_unknown_name():
-    assert INIT_SCHEMES == ("default", "small", "xavier", "he")
+    assert INIT_SCHEMES == ("default", "small", "xavier", "he", "lsuv")
     with pytest.raises(ConfigError, match="unknown init scheme 'glorot'"):
         init_weights(nn.Linear(2, 2), "glorot")
+    with pytest.raises(ConfigError, match="data-dependent: call lsuv_init"):
+        init_weights(nn.Linear(2, 2), "lsuv")
 
 
 def test_default_leaves_torch_init():
@@ -93,3 +95,32 @@ def test_activation_stats_values_and_modes():
     no_act = nn.Sequential(nn.Linear(4, 2))
     (name, mean, std), = activation_stats(no_act, x)
     assert name == "0" and mean == pytest.approx(no_act(x).mean().item(), abs=1e-6)
+
+
+def test_lsuv_gives_every_layer_unit_output_variance():
+    """Mishkin & Matas: orthonormal weights, then each layer (in forward order) scaled to output variance 1."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 3, stride=2), nn.ReLU(),
+                        nn.Flatten(), nn.Linear(32 * 7 * 7, 10))
+    x = 5 * torch.randn(64, 3, 16, 16) + 2  # badly scaled input: the first layer must absorb it
+    report = lsuv_init(net, x, tol=0.02)
+    assert [name for name, _ in report] == ["0", "2", "5"]
+    outputs = {}
+    hooks = [net[i].register_forward_hook(lambda m, i, o, k=i: outputs.__setitem__(k, o)) for i in (0, 2, 5)]
+    with torch.no_grad():
+        net(x)
+    for h in hooks:
+        h.remove()
+    for i in (0, 2, 5):
+        assert outputs[i].var().item() == pytest.approx(1.0, abs=0.02)
+        assert net[i].bias.abs().max() == 0  # biases start at zero
+    # the directions are orthonormal: rescaling changes only the norm of the (out, in*k*k) rows
+    w = net[2].weight.flatten(1)
+    gram = w @ w.T
+    assert torch.allclose(gram / gram[0, 0], torch.eye(32), atol=1e-4)
+    assert net.training  # the mode is restored
+
+
+def test_lsuv_without_layers_is_a_clear_error():
+    with pytest.raises(ConfigError, match="no conv or linear layer"):
+        lsuv_init(nn.Sequential(nn.ReLU()), torch.randn(2, 3))
