@@ -14,6 +14,7 @@ JSON goes to stdout (and --json FILE), the Markdown table to stderr (and --markd
 
     python benchmarks/fashion_mnist_speed.py --recipes fast,best --target fast=0.92,best=0.94 --seeds 3
     python benchmarks/fashion_mnist_speed.py --recipes fast --seeds 1 --limit 2000 --epochs-scale 0.25  # quick check
+    python benchmarks/fashion_mnist_speed.py merge a.json b.json --json all.json --markdown all.md  # pool reports
 """
 
 from __future__ import annotations
@@ -238,6 +239,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         "step MFU = fixed-batch forward+backward+optimizer loop. Times are training wall seconds, evaluation excluded; "
         "accuracy at equal time interpolates linearly between epochs. Full rules: the JSON's \"conventions\".",
     ]
+    if report.get("merged_from"):
+        parts = [f"{Path(m['file']).name} ({', '.join(m['recipes'])}; seeds {', '.join(map(str, m['seeds']))})"
+                 for m in report["merged_from"]]
+        notes.append("Pooled from " + "; ".join(parts) + " (load averages above: the highest of them).")
     return "\n".join([common.markdown_table(headers, rows), "", *notes]) + "\n"
 
 
@@ -285,6 +290,98 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     return common.to_jsonable(report)
 
 
+# ---------------------------------------------------------------- merging reports
+def merge_reports(reports: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
+    """One report from several runs of this script (e.g. seeds measured on different occasions, or new
+    recipe runs against an earlier baseline): runs and baseline runs are pooled, ratios and summaries
+    recomputed. Refuses reports whose recipe settings differ or that repeat a (recipe, seed)."""
+    recipes: dict[str, Any] = {}
+    targets: dict[str, float] = {}
+    runs: list[dict[str, Any]] = []
+    baselines: list[dict[str, Any]] = []
+    seen: dict[tuple[str, int], str] = {}
+    for name, rep in zip(names, reports):
+        if rep.get("benchmark") != "fashion_mnist_speed":
+            raise SystemExit(f"error: {name} is not a fashion_mnist_speed report (no \"benchmark\": \"fashion_mnist_speed\")")
+        for recipe, fields in rep["settings"]["recipes"].items():
+            if recipe in recipes and recipes[recipe] != fields:
+                raise SystemExit(f"error: recipe {recipe!r} has different settings in {name}; merge only runs of the same recipe")
+            recipes[recipe] = fields
+        for recipe, target in rep["settings"]["targets"].items():
+            if targets.setdefault(recipe, target) != target:
+                raise SystemExit(f"error: recipe {recipe!r} has target {target} in {name} but {targets[recipe]} before; "
+                                 "rerun with one target")
+        for run in rep["runs"]:
+            key = (run["recipe"], run["seed"])
+            if key in seen:
+                raise SystemExit(f"error: {run['recipe']} seed {run['seed']} is in both {seen[key]} and {name}")
+            seen[key] = name
+            runs.append(dict(run, source=name))
+        for b in rep.get("baseline_runs") or []:
+            if all(b["seed"] != other["seed"] for other in baselines):
+                baselines.append(dict(b, source=name))
+    if not runs:
+        raise SystemExit("error: the reports hold no recipe runs")
+    for run in runs:
+        run.pop("vs_baseline", None)
+        if baselines:
+            ref = next((b for b in baselines if b["seed"] == run["seed"]), baselines[0])
+            run["vs_baseline"] = dict(common.compare_to_baseline(run["curve"], ref["curve"], CHANCE), baseline_seed=ref["seed"])
+    order = list(dict.fromkeys(r["recipe"] for r in runs))
+    runs.sort(key=lambda r: (order.index(r["recipe"]), r["seed"]))
+    first = reports[0]
+    envs = [r["environment"] for r in reports]
+    env = dict(first["environment"], load_average_1m=max(e["load_average_1m"] or 0 for e in envs),
+               load_average_1m_end=max(e.get("load_average_1m_end") or 0 for e in envs))
+    report = {
+        "benchmark": "fashion_mnist_speed", "conventions": common.CONVENTIONS, "environment": env,
+        "merged_from": [{"file": n, "environment": r["environment"], "seeds": r["settings"]["seeds"],
+                         "recipes": list(r["settings"]["recipes"])} for n, r in zip(names, reports)],
+        "settings": dict(first["settings"], recipes=recipes, targets=targets, seeds=sorted({r["seed"] for r in runs}),
+                         baseline=bool(baselines)),
+        "peak_gflops": common.mean_spread([r["peak_gflops"] for r in runs + baselines]),
+        "runs": runs,
+        "summaries": [summarize_recipe(name, [r for r in runs if r["recipe"] == name]) for name in order],
+        "baseline_runs": baselines,
+        "baseline_summary": summarize_baseline(baselines) if baselines else None,
+    }
+    return common.to_jsonable(report)
+
+
+def merge_main(argv: list[str]) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(prog="fashion_mnist_speed.py merge",
+                                 description="Pool the runs of several JSON reports of this script into one report.")
+    ap.add_argument("reports", nargs="+", help="JSON reports written with --json")
+    ap.add_argument("--json", default=None, help="also write the merged JSON report here")
+    ap.add_argument("--markdown", default=None, help="also write the Markdown table here")
+    args = ap.parse_args(argv)
+    reports = []
+    for name in args.reports:
+        try:
+            reports.append(json.loads(Path(name).read_text()))
+        except FileNotFoundError:
+            raise SystemExit(f"error: report {name} does not exist") from None
+        except (OSError, ValueError) as e:
+            raise SystemExit(f"error: report {name} is not readable JSON ({e})") from None
+    try:
+        report = merge_reports(reports, args.reports)
+    except (KeyError, TypeError) as e:
+        raise SystemExit(f"error: a report lacks the field {e}; merge only reports written by this script") from None
+    _emit(report, args)
+    return report
+
+
+def _emit(report: dict[str, Any], args: argparse.Namespace) -> None:
+    text = json.dumps(report, indent=2)
+    table = render_markdown(report)
+    print(text)
+    print(table, file=sys.stderr)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+    if args.markdown:
+        Path(args.markdown).write_text(table)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--recipes", default="fast,best", help="comma-separated names from cnnlab.engine.recipes")
@@ -315,16 +412,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["merge"]:
+        return merge_main(argv[1:])
     args = parse_args(argv)
     report = run_benchmark(args)
-    text = json.dumps(report, indent=2)
-    table = render_markdown(report)
-    print(text)
-    print(table, file=sys.stderr)
-    if args.json:
-        Path(args.json).write_text(text + "\n")
-    if args.markdown:
-        Path(args.markdown).write_text(table)
+    _emit(report, args)
     return report
 
 
