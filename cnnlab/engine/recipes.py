@@ -16,8 +16,9 @@ RECIPES: dict[str, dict[str, Any]] = {
     "fast": dict(model="convnet_bn", model_kwargs={"width": 16}, epochs=6, batch_size=128, optimizer="nesterov", lr=0.1,
                  weight_decay=5e-4, schedule="onecycle", label_smoothing=0.1, augment="hflip", channels_last=True,
                  eval_tta="flip"),
-    # Fashion-MNIST towards 95% in about twenty minutes on 2 cores: twice the width, padded crops.
-    "best": dict(model="convnet_bn", model_kwargs={"width": 32}, epochs=16, batch_size=128, optimizer="nesterov", lr=0.1,
+    # Fashion-MNIST towards 95% in about twenty minutes on 2 cores: ResNet-9 (Page 2018) at width 24, padded
+    # crops; one exploratory 13-epoch run reached 94.45% (94.50% with flip TTA) in 1223 s, so 12 epochs here.
+    "best": dict(model="resnet9", model_kwargs={"width": 24}, epochs=12, batch_size=128, optimizer="nesterov", lr=0.1,
                  weight_decay=5e-4, schedule="onecycle", label_smoothing=0.1, augment="hflip,crop=2", channels_last=True,
                  eval_tta="flip"),
 }
