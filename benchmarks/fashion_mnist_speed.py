@@ -336,7 +336,8 @@ def merge_reports(reports: list[dict[str, Any]], names: list[str]) -> dict[str, 
     report = {
         "benchmark": "fashion_mnist_speed", "conventions": common.CONVENTIONS, "environment": env,
         "merged_from": [{"file": n, "environment": r["environment"], "seeds": r["settings"]["seeds"],
-                         "recipes": list(r["settings"]["recipes"])} for n, r in zip(names, reports)],
+                         "recipes": list(r["settings"]["recipes"]) + (["baseline"] if r.get("baseline_runs") else [])}
+                        for n, r in zip(names, reports)],
         "settings": dict(first["settings"], recipes=recipes, targets=targets, seeds=sorted({r["seed"] for r in runs}),
                          baseline=bool(baselines)),
         "peak_gflops": common.mean_spread([r["peak_gflops"] for r in runs + baselines]),
