@@ -21,10 +21,12 @@ Conventions (written into every JSON report as ``CONVENTIONS``):
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -249,6 +251,17 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def emit_report(report: dict[str, Any], table: str, json_path: str | None = None, markdown_path: str | None = None) -> None:
+    """The benchmark scripts' output: the JSON report on stdout, the Markdown table on stderr, and each in its file if asked."""
+    text = json.dumps(report, indent=2)
+    print(text)
+    print(table, file=sys.stderr)
+    if json_path:
+        Path(json_path).write_text(text + "\n")
+    if markdown_path:
+        Path(markdown_path).write_text(table)
 
 
 def to_jsonable(obj: Any) -> Any:

@@ -246,6 +246,17 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join([common.markdown_table(headers, rows), "", *notes]) + "\n"
 
 
+def pooled_results(runs: list[dict[str, Any]], baselines: list[dict[str, Any]], recipes: list[str]) -> dict[str, Any]:
+    """The report's results part: peak over every run, the runs, one summary per recipe, the baseline."""
+    return {
+        "peak_gflops": common.mean_spread([r["peak_gflops"] for r in runs + baselines]),
+        "runs": runs,
+        "summaries": [summarize_recipe(name, [r for r in runs if r["recipe"] == name]) for name in recipes],
+        "baseline_runs": baselines,
+        "baseline_summary": summarize_baseline(baselines) if baselines else None,
+    }
+
+
 # ---------------------------------------------------------------- driver
 def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     if args.threads:
@@ -281,11 +292,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
                      "limit": args.limit, "limit_test": args.limit_test, "epochs_scale": args.epochs_scale,
                      "baseline": args.baseline, "baseline_epochs": args.baseline_epochs,
                      "train_images": runs[0]["train_images"], "test_images": runs[0]["test_images"]},
-        "peak_gflops": common.mean_spread([r["peak_gflops"] for r in runs + baselines]),
-        "runs": runs,
-        "summaries": [summarize_recipe(name, [r for r in runs if r["recipe"] == name]) for name in recipes],
-        "baseline_runs": baselines,
-        "baseline_summary": summarize_baseline(baselines) if baselines else None,
+        **pooled_results(runs, baselines, recipes),
     }
     return common.to_jsonable(report)
 
@@ -340,11 +347,7 @@ def merge_reports(reports: list[dict[str, Any]], names: list[str]) -> dict[str, 
                         for n, r in zip(names, reports)],
         "settings": dict(first["settings"], recipes=recipes, targets=targets, seeds=sorted({r["seed"] for r in runs}),
                          baseline=bool(baselines)),
-        "peak_gflops": common.mean_spread([r["peak_gflops"] for r in runs + baselines]),
-        "runs": runs,
-        "summaries": [summarize_recipe(name, [r for r in runs if r["recipe"] == name]) for name in order],
-        "baseline_runs": baselines,
-        "baseline_summary": summarize_baseline(baselines) if baselines else None,
+        **pooled_results(runs, baselines, order),
     }
     return common.to_jsonable(report)
 
@@ -373,14 +376,7 @@ def merge_main(argv: list[str]) -> dict[str, Any]:
 
 
 def _emit(report: dict[str, Any], args: argparse.Namespace) -> None:
-    text = json.dumps(report, indent=2)
-    table = render_markdown(report)
-    print(text)
-    print(table, file=sys.stderr)
-    if args.json:
-        Path(args.json).write_text(text + "\n")
-    if args.markdown:
-        Path(args.markdown).write_text(table)
+    common.emit_report(report, render_markdown(report), args.json, args.markdown)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import json
 import sys
 import tempfile
 import time
@@ -232,13 +231,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         rows += run_train_part(args.recipe, args)
     report = common.to_jsonable({"benchmark": "techniques", "recipe": args.recipe, "settings": RECIPES[args.recipe],
                                  "environment": env, "wall_seconds": time.perf_counter() - t0, "rows": rows})
-    text, table = json.dumps(report, indent=2), render_markdown(report)
-    print(text)
-    print(table, file=sys.stderr)
-    if args.json:
-        Path(args.json).write_text(text + "\n")
-    if args.markdown:
-        Path(args.markdown).write_text(table)
+    common.emit_report(report, render_markdown(report), args.json, args.markdown)
     return report
 
 
