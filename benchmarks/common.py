@@ -3,9 +3,10 @@ the training-step loop, the rules that read accuracy curves, mean and spread, Ma
 
 Conventions (written into every JSON report as ``CONVENTIONS``):
 
-- peak: fp32 GFLOP/s of square ``torch.mm`` (2 n^3 flops) on the threads in use, best of several
+- peak: GFLOP/s of square ``torch.mm`` (2 n^3 flops) on the threads in use, best of several
   timed runs after a warm-up, over n in 1024..2048, measured in the process that measures the run,
-  before and after it (the higher counts).
+  before and after it (the higher counts); in fp32, and in bf16 too for a recipe that trains in bf16
+  (``--precision bf16``), whose MFU is then against the bf16 peak (with the fp32 ratio alongside).
 - FLOPs: forward = 2 x MACs, the multiply-adds of conv and linear layers at the training input size
   (``cnnlab.models.summary.count_macs``; biases, batch norm, pooling, activations, loss and the
   optimizer are not counted); backward = 2 x forward (gradients of inputs and of weights); so one
@@ -36,11 +37,13 @@ import torch
 Curve = list[tuple[float, float]]  # (cumulative training seconds, test accuracy) per epoch
 
 CONVENTIONS = {
-    "peak_gflops": "fp32 square torch.mm (2 n^3 flops), best of several runs after warm-up over n = 1024..2048, "
-                   "same process and threads, measured before and after each run; the higher counts",
+    "peak_gflops": "square torch.mm (2 n^3 flops), best of several runs after warm-up over n = 1024..2048, "
+                   "same process and threads, measured before and after each run; the higher counts. In the dtype the "
+                   "run computes in: fp32, or bf16 for a --precision bf16 recipe (peak_gflops_fp32 is always fp32)",
     "flops_per_image": "training = forward + backward = 3 x (2 x MACs); MACs = conv + linear multiply-adds at the "
                        "training input size (cnnlab.models.summary.count_macs)",
-    "mfu": "achieved GFLOP/s (flops_per_image x images/s) / peak_gflops",
+    "mfu": "achieved GFLOP/s (flops_per_image x images/s) / peak_gflops (the peak of the run's precision); "
+           "mfu_fp32_peak: the same over the fp32 peak",
     "step_mfu": "MFU of a timed loop of forward + backward + optimizer step on one fixed in-memory batch "
                 "(no data loading), fastest of several rounds",
     "train_seconds": "cumulative wall seconds of the training epochs (data loading and augmentation included, "
@@ -69,12 +72,13 @@ def best_time(fn: Callable[[], Any], repeat: int, warmup: int = 1) -> float:
     return best
 
 
-def matmul_peak_gflops(sizes: Sequence[int] = (1024, 1536, 2048), repeat: int = 3) -> float:
-    """The machine's practical fp32 peak: best GFLOP/s of n x n @ n x n ``torch.mm`` over ``sizes``."""
+def matmul_peak_gflops(sizes: Sequence[int] = (1024, 1536, 2048), repeat: int = 3,
+                       dtype: torch.dtype = torch.float32) -> float:
+    """The machine's practical peak: best GFLOP/s of n x n @ n x n ``torch.mm`` in ``dtype`` over ``sizes``."""
     best = 0.0
     with torch.no_grad():
         for n in sizes:
-            a, b = torch.randn(n, n), torch.randn(n, n)
+            a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
             t = best_time(lambda: torch.mm(a, b), repeat)
             best = max(best, 2 * n**3 / t / 1e9)
     return best
@@ -86,6 +90,17 @@ def forward_macs(model: torch.nn.Module, input_size: Sequence[int]) -> int:
     from cnnlab.models.summary import count_macs
 
     return int(count_macs(model, tuple(input_size)))
+
+
+PRECISION_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def peaks(precision: str, sizes: Sequence[int], repeat: int) -> dict[str, float]:
+    """{"fp32": peak} and, for a bf16 run, "bf16" too: the matmul peaks a run's MFU is read against."""
+    out = {"fp32": matmul_peak_gflops(sizes, repeat)}
+    if precision != "fp32":
+        out[precision] = matmul_peak_gflops(sizes, repeat, PRECISION_DTYPES[precision])
+    return out
 
 
 def training_flops(macs: int) -> int:

@@ -81,9 +81,13 @@ def step_benchmark(cfg: TrainConfig, data, args: argparse.Namespace) -> dict[str
         x = compute_normalization(data.train, cfg.normalize)(x)
     x, y = x.contiguous(memory_format=memory), data.train.labels[idx]
 
+    bf16 = cfg.precision == "bf16"
+
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        task.training_step(net, (x, y))["loss"].backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):  # as the Trainer runs the step
+            loss = task.training_step(net, (x, y))["loss"]
+        loss.backward()
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
@@ -97,9 +101,10 @@ def step_benchmark(cfg: TrainConfig, data, args: argparse.Namespace) -> dict[str
 def run_recipe(name: str, seed: int, target: float | None, args: argparse.Namespace, runs_root: Path) -> dict[str, Any]:
     from cnnlab.tasks.classify_pipeline import build_model, load_data, train_classifier
 
-    peak_before = common.matmul_peak_gflops(args.peak_sizes, args.peak_repeat)
     cfg = recipe_config(name, seed, args, runs_root / f"{name}-seed{seed}")
-    log(f"{name} seed {seed}: {cfg.model} {cfg.model_kwargs}, {cfg.epochs} epochs (peak {peak_before:.1f} GFLOP/s)")
+    peak_before = common.peaks(cfg.precision, args.peak_sizes, args.peak_repeat)
+    log(f"{name} seed {seed}: {cfg.model} {cfg.model_kwargs}, {cfg.epochs} epochs, {cfg.precision} "
+        f"(peak {', '.join(f'{k} {v:.1f}' for k, v in peak_before.items())} GFLOP/s)")
     t0 = time.perf_counter()
     with contextlib.redirect_stdout(sys.stderr):
         run_dir, result, summary = train_classifier(cfg)
@@ -116,18 +121,21 @@ def run_recipe(name: str, seed: int, target: float | None, args: argparse.Namesp
     macs = common.forward_macs(build_model(cfg, len(data.classes), data.in_chans, data.img_size[0]), input_size)
     flops = common.training_flops(macs)
     step = step_benchmark(cfg, data, args)
-    peak_after = common.matmul_peak_gflops(args.peak_sizes, args.peak_repeat)
-    peak = max(peak_before, peak_after)
+    peak_after = common.peaks(cfg.precision, args.peak_sizes, args.peak_repeat)
+    best_peaks = {k: max(peak_before[k], peak_after[k]) for k in peak_before}
+    peak = best_peaks[cfg.precision]  # MFU against the peak of the dtype the run computes in
     ips = images / train_s
     e2e, st = common.utilization(ips, flops, peak), common.utilization(step["images_per_s"], flops, peak)
     tta_s = common.time_to_accuracy(curve, target) if target is not None else None
     out = {
         "kind": "run", "recipe": name, "seed": seed, "model": cfg.model, "model_kwargs": cfg.model_kwargs,
         "epochs": cfg.epochs, "batch_size": cfg.batch_size, "train_images": len(data.train), "test_images": len(data.test),
-        "input_size": list(input_size), "threads": torch.get_num_threads(), "peak_gflops": peak,
-        "peak_gflops_before": peak_before, "peak_gflops_after": peak_after, "macs_per_image": macs, "flops_per_image": flops,
+        "input_size": list(input_size), "threads": torch.get_num_threads(), "precision": cfg.precision,
+        "peak_gflops": peak, "peak_gflops_fp32": best_peaks["fp32"], "peak_gflops_before": peak_before[cfg.precision],
+        "peak_gflops_after": peak_after[cfg.precision], "macs_per_image": macs, "flops_per_image": flops,
         "train_seconds": train_s, "compute_seconds": rows[-1]["train_seconds"], "wall_seconds": wall,
         "images_per_s": ips, "achieved_gflops": e2e["achieved_gflops"], "mfu": e2e["mfu"],
+        "mfu_fp32_peak": e2e["achieved_gflops"] / best_peaks["fp32"],
         "step": dict(step, achieved_gflops=st["achieved_gflops"]), "step_mfu": st["mfu"],
         "target": target, "time_to_target_s": tta_s, "reached_target": tta_s is not None,
         "final_acc": summary["test_acc"], "final_curve_acc": curve[-1][1], "tta": cfg.eval_tta,
@@ -179,12 +187,14 @@ def summarize_recipe(name: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
         "kind": "summary", "recipe": name, "model": first["model"], "model_kwargs": first["model_kwargs"],
         "epochs": first["epochs"], "batch_size": first["batch_size"], "seeds": [r["seed"] for r in runs],
         "n_seeds": len(runs), "target": first["target"], "flops_per_image": first["flops_per_image"],
+        "precision": first.get("precision", "fp32"),
         "final_acc": ms([r["final_acc"] for r in runs]), "final_curve_acc": ms([r["final_curve_acc"] for r in runs]),
         "time_to_target_s": ms([r["time_to_target_s"] for r in runs]),
         "reached_target": sum(r["reached_target"] for r in runs),
     }
     for key in ("train_seconds", "images_per_s", "achieved_gflops", "mfu", "step_mfu", "peak_gflops"):
         out[key] = ms([r[key] for r in runs])
+    out["mfu_fp32_peak"] = ms([r.get("mfu_fp32_peak", r["mfu"]) for r in runs])  # reports from before bf16: fp32 runs
     out["step_images_per_s"] = ms([r["step"]["images_per_s"] for r in runs])
     if runs[0].get("vs_baseline"):
         vs = [r["vs_baseline"] for r in runs]
@@ -210,15 +220,17 @@ def summarize_baseline(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def render_markdown(report: dict[str, Any]) -> str:
     f = common.fmt
-    headers = ["run", "seeds", "epochs", "test acc %", "target %", "time to target s (reached)", "train s", "images/s",
-               "GFLOP/s", "MFU %", "step MFU %", "speedup to baseline acc (reached)", "acc % at equal time: recipe vs baseline"]
+    headers = ["run", "precision", "seeds", "epochs", "test acc %", "target %", "time to target s (reached)", "train s",
+               "images/s", "GFLOP/s", "MFU % (of fp32 peak)", "step MFU %", "speedup to baseline acc (reached)",
+               "acc % at equal time: recipe vs baseline"]
     rows = []
     for s in report["summaries"]:
         vs = s.get("vs_baseline")
         rows.append([
-            s["recipe"], s["n_seeds"], s["epochs"], f(s["final_acc"], 4, pct=True),
+            s["recipe"], s.get("precision", "fp32"), s["n_seeds"], s["epochs"], f(s["final_acc"], 4, pct=True),
             f(s["target"], 3, pct=True), f"{f(s['time_to_target_s'])} ({s['reached_target']}/{s['n_seeds']})",
-            f(s["train_seconds"]), f(s["images_per_s"]), f(s["achieved_gflops"]), f(s["mfu"], 3, pct=True),
+            f(s["train_seconds"]), f(s["images_per_s"]), f(s["achieved_gflops"]),
+            f(s["mfu"], 3, pct=True) + ("" if s.get("precision", "fp32") == "fp32" else f" ({f(s['mfu_fp32_peak'], 3, pct=True)})"),
             f(s["step_mfu"], 3, pct=True),
             "-" if not vs else f"{f(vs['speedup_to_baseline_acc'])} ({vs['recipe_reaches_baseline_final_acc']}/{s['n_seeds']})",
             "-" if not vs else f"{f(vs['recipe_acc_at_equal_time'], 4, pct=True)} vs {f(vs['baseline_acc_at_equal_time'], 4, pct=True)} "
@@ -226,16 +238,19 @@ def render_markdown(report: dict[str, Any]) -> str:
         ])
     b = report.get("baseline_summary")
     if b:
-        rows.append(["baseline (PyTorch MNIST example)", b["n_seeds"], b["epochs"], f(b["final_acc"], 4, pct=True), "-",
+        rows.append(["baseline (PyTorch MNIST example)", "fp32", b["n_seeds"], b["epochs"], f(b["final_acc"], 4, pct=True), "-",
                      f"{f(b['time_to_final_acc_s'])} (to its final acc)", f(b["train_seconds"]), f(b["images_per_s"]),
                      f(b["achieved_gflops"]), f(b["mfu"], 3, pct=True), f(b["step_mfu"], 3, pct=True), "1", "-"])
     env = report["environment"]
     notes = [
         f"Fashion-MNIST, {report['settings']['train_images']} training / {report['settings']['test_images']} test images; "
         f"torch {env['torch']}, {env['torch_threads']} threads on {env['cpu']}; peak fp32 matmul "
-        f"{f(report['peak_gflops'])} GFLOP/s (the better of before and after each run); load average {env['load_average_1m']} at start, "
+        f"{f(report['peak_gflops'])} GFLOP/s"
+        + (f", bf16 {f(report['peak_gflops_bf16'])} GFLOP/s" if report.get("peak_gflops_bf16") else "")
+        + f" (the better of before and after each run); load average {env['load_average_1m']} at start, "
         f"{env.get('load_average_1m_end')} at end.",
-        "Values are mean ± sample std over seeds. Training FLOPs/image = 6 x conv+linear MACs; MFU = achieved / peak; "
+        "Values are mean ± sample std over seeds. Training FLOPs/image = 6 x conv+linear MACs; MFU = achieved / the "
+        "matmul peak of the run's precision (bf16 runs: the fp32 ratio in brackets); "
         "step MFU = fixed-batch forward+backward+optimizer loop. Times are training wall seconds, evaluation excluded; "
         "accuracy at equal time interpolates linearly between epochs. Full rules: the JSON's \"conventions\".",
     ]
@@ -249,7 +264,8 @@ def render_markdown(report: dict[str, Any]) -> str:
 def pooled_results(runs: list[dict[str, Any]], baselines: list[dict[str, Any]], recipes: list[str]) -> dict[str, Any]:
     """The report's results part: peak over every run, the runs, one summary per recipe, the baseline."""
     return {
-        "peak_gflops": common.mean_spread([r["peak_gflops"] for r in runs + baselines]),
+        "peak_gflops": common.mean_spread([r.get("peak_gflops_fp32", r["peak_gflops"]) for r in runs + baselines]),
+        "peak_gflops_bf16": common.mean_spread([r["peak_gflops"] for r in runs if r.get("precision") == "bf16"]),
         "runs": runs,
         "summaries": [summarize_recipe(name, [r for r in runs if r["recipe"] == name]) for name in recipes],
         "baseline_runs": baselines,

@@ -3,8 +3,9 @@
 Two parts, each a list of variants of one recipe (default ``fast``):
 
 - ``--part step``: images/s of the whole training step (forward, loss, backward, optimizer) on one
-  fixed in-memory batch, with memory format, torch.compile, bf16 autocast, threads and batch size
-  changed one at a time; with the matmul peak measured in the same process, so each is also an MFU.
+  fixed in-memory batch, with memory format, torch.compile, precision (fp32 / bf16 autocast), threads
+  and batch size changed one at a time; with the matmul peaks (fp32, and bf16 for bf16 rows) measured in
+  the same process, so each is also an MFU.
 - ``--part train``: the recipe trained on Fashion-MNIST with one setting changed (label smoothing,
   flips, flip TTA, EMA, schedule, init, crops), reporting the final test accuracy and training
   seconds next to the unchanged recipe.
@@ -39,7 +40,8 @@ STEP_VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("recipe", {}),
     ("contiguous (NCHW)", {"channels_last": False}),
     ("torch.compile", {"compile": True}),
-    ("bf16 autocast", {"autocast": "bf16"}),
+    ("fp32", {"precision": "fp32"}),
+    ("bf16 autocast", {"precision": "bf16"}),
     ("1 thread", {"threads": 1}),
     ("batch 64", {"batch_size": 64}),
     ("batch 256", {"batch_size": 256}),
@@ -68,7 +70,7 @@ def step_images_per_s(recipe: dict[str, Any], change: dict[str, Any], args: argp
     from cnnlab.engine.optim import build_optimizer
     from cnnlab.models import create_model
 
-    fields = dict(recipe, **{k: v for k, v in change.items() if k != "autocast"})
+    fields = dict(recipe, **change)
     threads = fields.pop("threads", args.threads)
     cfg = TrainConfig(**{k: v for k, v in fields.items() if k in TrainConfig.__dataclass_fields__})
     previous = torch.get_num_threads()
@@ -83,7 +85,7 @@ def step_images_per_s(recipe: dict[str, Any], change: dict[str, Any], args: argp
         net = torch.compile(model) if cfg.compile else model
         x = torch.randn(cfg.batch_size, 1, 28, 28).contiguous(memory_format=memory)  # (B, 1, 28, 28)
         y = torch.randint(0, 10, (cfg.batch_size,))
-        bf16 = change.get("autocast") == "bf16"
+        bf16 = cfg.precision == "bf16"
 
         def step() -> None:
             optimizer.zero_grad(set_to_none=True)
@@ -96,9 +98,11 @@ def step_images_per_s(recipe: dict[str, Any], change: dict[str, Any], args: argp
             step()  # compile outside the timed loops
         res = common.measure_step(step, cfg.batch_size, steps=args.step_steps, rounds=args.step_rounds)
         macs = common.forward_macs(model, (1, 28, 28))
-        peak = common.matmul_peak_gflops(args.peak_sizes, args.peak_repeat)
+        peaks = common.peaks(cfg.precision, args.peak_sizes, args.peak_repeat)
+        peak = peaks[cfg.precision]  # MFU against the peak of the dtype the step computes in
         util = common.utilization(res["images_per_s"], common.training_flops(macs), peak)
-        return dict(res, threads=torch.get_num_threads(), peak_gflops=peak, **util)
+        return dict(res, threads=torch.get_num_threads(), precision=cfg.precision, peak_gflops=peak,
+                    peak_gflops_fp32=peaks["fp32"], mfu_fp32_peak=util["achieved_gflops"] / peaks["fp32"], **util)
     finally:
         torch.set_num_threads(previous)
 
@@ -168,10 +172,11 @@ def render_markdown(report: dict[str, Any]) -> str:
     out = []
     step = [r for r in report["rows"] if r["part"] == "step"]
     if step:
-        headers = ["step variant", "batch", "threads", "images/s", "vs recipe", "GFLOP/s", "MFU %"]
-        rows = [[r["variant"], "-", "-", "failed", "-", "-", "-"] if "error" in r else
-                [r["variant"], r["batch_size"], r["threads"], f(r["images_per_s"]), f"{r['speed_vs_recipe']:.2f}x",
-                 f(r["achieved_gflops"]), f(r["mfu"], 3, pct=True)] for r in step]
+        headers = ["step variant", "precision", "batch", "threads", "images/s", "vs recipe", "GFLOP/s",
+                   "MFU % of its precision's peak", "MFU % of fp32 peak"]
+        rows = [[r["variant"], "-", "-", "-", "failed", "-", "-", "-", "-"] if "error" in r else
+                [r["variant"], r["precision"], r["batch_size"], r["threads"], f(r["images_per_s"]), f"{r['speed_vs_recipe']:.2f}x",
+                 f(r["achieved_gflops"]), f(r["mfu"], 3, pct=True), f(r["mfu_fp32_peak"], 3, pct=True)] for r in step]
         out += [common.markdown_table(headers, rows), ""]
     train = [r for r in report["rows"] if r["part"] == "train"]
     if train:

@@ -53,6 +53,7 @@ OPTIONS: list[tuple[str, str, object, str]] = [
     ("--deterministic", "deterministic", bool, "bit-exact runs (deterministic algorithms)"),
     ("--device", "device", str, "auto, cpu, cuda, cuda:N"),
     ("--channels-last", "channels_last", bool, "channels_last memory format"),
+    ("--precision", "precision", str, "fp32, or bf16: the training step's forward in bfloat16 autocast (fast on CPUs with AVX-512 BF16/AMX); evaluation stays fp32"),
     ("--compile", "compile", bool, "torch.compile the model"),
     ("--threads", "threads", int, "CPU threads for torch"),
     ("--num-workers", "num_workers", int, "data-loading processes (image folders too big for memory)"),

@@ -12,6 +12,8 @@ Spec tokens (comma-separated, any order; a preset name may come first and be ext
     pca=S            AlexNet PCA lighting noise, alpha ~ N(0, S) (paper: 0.1)
     rotate=D         rotation by up to +-D degrees
     shear=D          horizontal shear by up to +-D degrees
+    erase=P          random erasing (Zhong et al. 2017) with probability P: a rectangle of 2-40% of the
+                     area, aspect 0.3..3.3, filled with uniform noise (paper: P = 0.5)
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class AugmentConfig:
     pca_lighting: float = 0.0  # AlexNet PCA lighting noise std (paper: 0.1)
     rotation: float = 0.0  # max degrees
     shear: float = 0.0  # max degrees
+    erase: float = 0.0  # random-erasing probability per image (Zhong et al. 2017: 0.5)
 
     @property
     def enabled(self) -> bool:
@@ -56,7 +59,7 @@ AUGMENT_PRESETS: dict[str, AugmentConfig] = {
 }
 
 _KEYS = {"crop": "crop_padding", "scale": "scale", "jitter": "color_jitter", "pca": "pca_lighting",
-         "rotate": "rotation", "shear": "shear"}
+         "rotate": "rotation", "shear": "shear", "erase": "erase"}
 
 
 def parse_augment(spec: str | AugmentConfig | None) -> AugmentConfig:
@@ -76,7 +79,7 @@ def parse_augment(spec: str | AugmentConfig | None) -> AugmentConfig:
             cfg = dataclasses.replace(cfg, **{_KEYS[key]: _parse_value(key, value, spec)})
         else:
             raise ConfigError(f"--augment {spec!r}: unknown item {token!r}; use a preset ({', '.join(AUGMENT_PRESETS)}) "
-                              "first and/or items like hflip,crop=4,scale=0.35-1,jitter=0.4,pca=0.1,rotate=10,shear=5")
+                              "first and/or items like hflip,crop=4,scale=0.35-1,jitter=0.4,pca=0.1,rotate=10,shear=5,erase=0.5")
     return cfg
 
 
@@ -98,7 +101,7 @@ def _parse_value(key: str, value: str, spec: str):
         x = float(value)
     except ValueError:
         raise bad("is not a number" if key != "scale" else "must look like scale=0.35-1") from None
-    limits = {"jitter": (0, 1), "pca": (0, 10), "rotate": (0, 180), "shear": (0, 89)}
+    limits = {"jitter": (0, 1), "pca": (0, 10), "rotate": (0, 180), "shear": (0, 89), "erase": (0, 1)}
     lo, hi = limits[key]
     if not lo <= x <= hi:
         raise bad(f"must be in [{lo}, {hi}]")
@@ -114,7 +117,8 @@ def augment_to_spec(cfg: AugmentConfig) -> str:
         items.append(f"crop={cfg.crop_padding}")
     if cfg.scale is not None:
         items.append(f"scale={_num(cfg.scale[0])}-{_num(cfg.scale[1])}")
-    for key, value in (("jitter", cfg.color_jitter), ("pca", cfg.pca_lighting), ("rotate", cfg.rotation), ("shear", cfg.shear)):
+    for key, value in (("jitter", cfg.color_jitter), ("pca", cfg.pca_lighting), ("rotate", cfg.rotation), ("shear", cfg.shear),
+                       ("erase", cfg.erase)):
         if value:
             items.append(f"{key}={_num(value)}")
     return ",".join(items)

@@ -7,6 +7,7 @@ AlexNet's PCA lighting; they run in this order on float (B, C, H, W) images in [
 
     affine (scale / rotation / shear, one bilinear resampling, zero fill)
     -> padded crop -> horizontal flip -> brightness -> contrast -> saturation -> PCA lighting
+    -> random erasing
 
 Every random number comes from the ``generator`` argument, drawn on the CPU, so a batch's
 augmentation is reproducible from the generator's seed on any device.
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
 
 GREY_WEIGHTS = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale
 PCA_SAMPLE_IMAGES = 4096
+ERASE_SCALE = (0.02, 0.4)  # Zhong et al. 2017: erased area as a fraction of the image
+ERASE_RATIO = (0.3, 1 / 0.3)  # aspect ratio (height / width) of the erased rectangle
+ERASE_ATTEMPTS = 10  # rectangles drawn per image until one fits (torchvision's RandomErasing: 10)
 
 
 class BatchAugment:
@@ -54,6 +58,8 @@ class BatchAugment:
             x = self.color_jitter(x, generator)
         if cfg.pca_lighting:
             x = self.pca_lighting(x, generator)
+        if cfg.erase:
+            x = random_erasing(x, cfg.erase, generator)
         return x
 
     def hflip(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
@@ -122,6 +128,35 @@ class BatchAugment:
         alpha = torch.randn(b, c, generator=g, dtype=torch.float32) * self.cfg.pca_lighting  # (B, C)
         offset = (alpha * eigvals) @ eigvecs.T  # (B, C): row b = eigvecs @ (alpha_b * eigvals)
         return x + offset.to(x.device, x.dtype).view(b, c, 1, 1)
+
+
+def random_erasing(x: torch.Tensor, p: float, g: torch.Generator | None, scale: tuple[float, float] = ERASE_SCALE,
+                   ratio: tuple[float, float] = ERASE_RATIO, attempts: int = ERASE_ATTEMPTS) -> torch.Tensor:
+    """Random erasing (Zhong et al. 2017): with probability ``p`` per image, replace a random rectangle by noise.
+
+    The rectangle has area ``scale`` x H x W and aspect ratio (height / width) in ``ratio`` (log-uniform, as
+    torchvision); of ``attempts`` draws per image the first that fits inside is used, and an image where none
+    fits is left alone. The fill is uniform noise in [0, 1], the paper's random pixel values.
+    (B, C, H, W) -> (B, C, H, W); ``x`` itself is not modified.
+    """
+    b, c, h, w = x.shape
+    area = h * w * (scale[0] + (scale[1] - scale[0]) * _rand((b, attempts), g))  # (B, A) pixels
+    log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
+    aspect = torch.exp(log_lo + (log_hi - log_lo) * _rand((b, attempts), g))  # (B, A) height / width
+    eh = torch.sqrt(area * aspect).round().long()  # (B, A) rectangle height
+    ew = torch.sqrt(area / aspect).round().long()
+    fits = (eh < h) & (ew < w)  # (B, A)
+    first = fits.to(torch.uint8).argmax(1, keepdim=True)  # (B, 1) the first attempt that fits
+    eh, ew = eh.gather(1, first).squeeze(1), ew.gather(1, first).squeeze(1)  # (B,)
+    erase = fits.any(1) & (_rand(b, g) < p)  # (B,)
+    top = (_rand(b, g) * (h - eh + 1)).floor().long()  # (B,) uniform over the positions that fit
+    left = (_rand(b, g) * (w - ew + 1)).floor().long()
+    rows, cols = torch.arange(h), torch.arange(w)
+    in_rows = (rows >= top[:, None]) & (rows < (top + eh)[:, None])  # (B, H)
+    in_cols = (cols >= left[:, None]) & (cols < (left + ew)[:, None])  # (B, W)
+    mask = (in_rows[:, :, None] & in_cols[:, None, :] & erase[:, None, None]).unsqueeze(1)  # (B, 1, H, W)
+    noise = torch.rand(x.shape, generator=g, dtype=torch.float32)  # (B, C, H, W) fill
+    return torch.where(mask.to(x.device), noise.to(x.device, x.dtype), x)
 
 
 def pca_lighting_basis(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

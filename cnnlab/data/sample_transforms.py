@@ -51,6 +51,22 @@ class PCALighting(v2.Transform):
         return tv_tensors.wrap(out, like=inpt) if isinstance(inpt, tv_tensors.TVTensor) else out
 
 
+class RandomErase(v2.Transform):
+    """Random erasing (Zhong et al. 2017) of one float image in [0, 1]: the whole-batch op on a batch of one."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = float(p)
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        if not isinstance(inpt, torch.Tensor) or inpt.ndim != 3 or not inpt.is_floating_point():
+            return inpt
+        from cnnlab.data.batch_augment import random_erasing
+
+        out = random_erasing(inpt.unsqueeze(0), self.p, None).squeeze(0)  # torch's global RNG, seeded per image
+        return tv_tensors.wrap(out, like=inpt) if isinstance(inpt, tv_tensors.TVTensor) else out
+
+
 def build_sample_transform(cfg: "AugmentConfig", img_size: tuple[int, int], train: bool,
                            pca_basis: tuple[torch.Tensor, torch.Tensor] | None = None) -> v2.Compose:
     """uint8 (C, H, W) at ``img_size`` -> float32 in [0, 1], randomly augmented when ``train`` (no normalization)."""
@@ -73,4 +89,6 @@ def build_sample_transform(cfg: "AugmentConfig", img_size: tuple[int, int], trai
             if pca_basis is None:
                 raise ConfigError("augment pca=... needs the training images' colour basis (pca_basis=pca_lighting_basis(...))")
             steps.append(PCALighting(cfg.pca_lighting, *pca_basis))
+        if cfg.erase:
+            steps.append(RandomErase(cfg.erase))
     return v2.Compose(steps)

@@ -14,6 +14,7 @@ from cnnlab.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "lbfgs")
 SCHEDULES = ("none", "step", "exp", "inv", "cosine", "onecycle")
+PRECISIONS = ("fp32", "bf16")
 DEFAULT_LR = {"sgd": 0.1, "momentum": 0.05, "nesterov": 0.05, "adagrad": 0.01, "rmsprop": 1e-3,
               "adam": 2e-3, "adamw": 2e-3, "lbfgs": 1.0}
 
@@ -64,6 +65,7 @@ class TrainConfig:
     deterministic: bool = False
     device: str = "auto"
     channels_last: bool = False
+    precision: str = "fp32"  # fp32 | bf16: autocast of the training step's forward pass (weights, optimizer stay fp32)
     compile: bool = False
     threads: int | None = None
     num_workers: int = 0
@@ -107,6 +109,8 @@ class TrainConfig:
             raise bad("freeze", "must not be negative")
         if self.normalize not in ("channel", "image", "none"):
             raise bad("normalize", "choose channel, image or none")
+        if self.precision not in PRECISIONS:
+            raise bad("precision", f"choose one of {', '.join(PRECISIONS)}")
         if self.eval_tta not in ("none", "flip"):
             raise bad("eval_tta", "choose none or flip")
         if self.warmup_epochs >= self.epochs and self.warmup_epochs > 0:

@@ -59,6 +59,9 @@ class Trainer:
             self.net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
         if cfg.compile:
             self.net = torch.compile(self.net)
+        # bf16 autocast of the forward pass: conv/linear run in bfloat16 (AMX/AVX-512 BF16 units on recent CPUs),
+        # the loss, weights, gradients and optimizer stay fp32, so no loss scaling is needed (unlike fp16)
+        self.autocast_dtype = torch.bfloat16 if cfg.precision == "bf16" else None
         self.lbfgs = cfg.optimizer == "lbfgs"
         self.steps_per_epoch = 1 if self.lbfgs else len(train_loader)
         self.optimizer = build_optimizer(model, cfg)
@@ -173,7 +176,8 @@ class Trainer:
             batches = loader.iter_from(skip) if hasattr(loader, "iter_from") else _skip(iter(loader), skip)
             for i, batch in enumerate(batches, start=skip):
                 batch = _to_device(batch, self.device)
-                out = self.task.training_step(self.net, batch)
+                with self._autocast():
+                    out = self.task.training_step(self.net, batch)
                 loss = out["loss"]
                 penalty = weight_penalty(self.model, cfg.l1)
                 total = loss if penalty is None else loss + penalty
@@ -228,7 +232,8 @@ class Trainer:
             loss_sum, correct = 0.0, 0
             for batch in self.train_loader:
                 batch = _to_device(batch, self.device)
-                out = self.task.training_step(self.net, batch)
+                with self._autocast():
+                    out = self.task.training_step(self.net, batch)
                 n = batch[1].shape[0]
                 part = out["loss"] * (n / n_total)
                 penalty = weight_penalty(self.model, self.cfg.l1)
@@ -278,6 +283,10 @@ class Trainer:
         return evaluator.compute()
 
     # ------------------------------------------------------------------ helpers
+    def _autocast(self):
+        """The training step's precision context: bf16 autocast with --precision bf16, else a no-op."""
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None)
+
     @torch.no_grad()
     def _average_buffers(self) -> None:
         """Under DDP, average batch-norm running statistics over ranks so every replica is identical

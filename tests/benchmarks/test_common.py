@@ -128,3 +128,10 @@ def test_output_helpers():
     assert common.fmt({"mean": 0.9, "std": 0.0, "n": 1}, 3, pct=True) == "90"
     env = common.environment()
     assert env["torch"] == torch.__version__ and env["torch_threads"] >= 1
+
+
+def test_peaks_measure_the_runs_precision_too():
+    fp32 = common.peaks("fp32", sizes=(64,), repeat=1)
+    assert set(fp32) == {"fp32"} and fp32["fp32"] > 0
+    both = common.peaks("bf16", sizes=(64,), repeat=1)
+    assert set(both) == {"fp32", "bf16"} and all(math.isfinite(v) and v > 0 for v in both.values())

@@ -13,10 +13,11 @@ from cnnlab.engine.recipes import RECIPES
 from .conftest import needs_fashion_mnist
 
 QUICK = ["--peak-sizes", "64,128", "--peak-repeat", "1", "--step-steps", "2", "--step-rounds", "1"]
-RUN_FIELDS = {"kind", "recipe", "seed", "model", "epochs", "batch_size", "peak_gflops", "macs_per_image", "flops_per_image",
+RUN_FIELDS = {"kind", "recipe", "seed", "model", "epochs", "batch_size", "precision", "peak_gflops", "peak_gflops_fp32",
+              "mfu_fp32_peak", "macs_per_image", "flops_per_image",
               "train_seconds", "images_per_s", "achieved_gflops", "mfu", "step", "step_mfu", "target", "time_to_target_s",
               "reached_target", "final_acc", "curve", "vs_baseline"}
-SUMMARY_FIELDS = {"recipe", "n_seeds", "target", "final_acc", "time_to_target_s", "reached_target", "images_per_s",
+SUMMARY_FIELDS = {"recipe", "precision", "n_seeds", "target", "final_acc", "time_to_target_s", "reached_target", "images_per_s",
                   "achieved_gflops", "mfu", "step_mfu", "peak_gflops", "vs_baseline"}
 VS_FIELDS = {"speedup_to_baseline_acc", "recipe_reaches_baseline_final_acc", "equal_time_s", "recipe_acc_at_equal_time",
              "baseline_acc_at_equal_time"}
@@ -55,7 +56,12 @@ def test_tiny_harness_run_writes_the_documented_report(tmp_path, capsys):
     (b,) = report["baseline_runs"]
     assert b["parameters"] == 1199882 and b["epochs"] == 1 and 0 <= b["final_acc"] <= 1 and b["mfu"] > 0
     table = md_path.read_text()
-    assert table in out.err and "| fast | 1 | 1 |" in table and "baseline (PyTorch MNIST example)" in table
+    precision = RECIPES["fast"].get("precision", "fp32")
+    assert run["precision"] == precision and run["peak_gflops_fp32"] > 0
+    assert run["mfu_fp32_peak"] == pytest.approx(run["achieved_gflops"] / run["peak_gflops_fp32"], rel=1e-4)
+    if precision == "fp32":
+        assert run["peak_gflops"] == run["peak_gflops_fp32"]
+    assert table in out.err and f"| fast | {precision} | 1 | 1 |" in table and "baseline (PyTorch MNIST example)" in table
     assert "step MFU" in table and "peak fp32 matmul" in table
     # without a baseline the table says so with dashes
     report = dict(report, baseline_summary=None, summaries=[{k: v for k, v in summary.items() if k != "vs_baseline"}])

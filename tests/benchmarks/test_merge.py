@@ -55,7 +55,7 @@ def test_merge_pools_seeds_and_recomputes_the_baseline_ratios(tmp_path, capsys):
     assert merged["baseline_summary"]["n_seeds"] == 1
     assert merged["environment"]["load_average_1m"] == 0.7  # the worst of the pooled runs
     table = (tmp_path / "m.md").read_text()
-    assert "| fast | 3 | 2 |" in table and "Pooled from a.json (fast, baseline; seeds 0); b.json (fast; seeds 1, 2)" in table
+    assert "| fast | fp32 | 3 | 2 |" in table and "Pooled from a.json (fast, baseline; seeds 0); b.json (fast; seeds 1, 2)" in table
 
 
 def test_merge_refuses_mismatched_or_repeated_runs():

@@ -195,3 +195,51 @@ def test_pca_lighting_transform():
     assert out8.dtype == torch.uint8
     assert torch.equal(out8[:, 0, 0], (128 + alpha * eigvals * 255).round().clamp(0, 255).to(torch.uint8))
     assert math.isclose(float(out[2, 0, 0]), 0.5)  # zero eigenvalue -> no change along it
+
+
+def _erased_boxes(x, out):
+    """Per image: (rows, cols) extent of the changed pixels, or None where nothing changed."""
+    boxes = []
+    for changed in (out != x).any(1):  # (H, W)
+        rows, cols = changed.any(1).nonzero().squeeze(1), changed.any(0).nonzero().squeeze(1)
+        boxes.append(None if len(rows) == 0 else (changed, rows, cols))
+    return boxes
+
+
+def test_random_erasing_paints_one_rectangle_of_the_papers_size():
+    """Zhong et al. 2017: with probability p, a rectangle of 2-40% of the area, aspect 0.3-3.3, random fill."""
+    from cnnlab.data.batch_augment import ERASE_RATIO, ERASE_SCALE, random_erasing
+
+    x = torch.full((400, 2, 28, 28), -1.0)  # outside [0, 1], so every painted pixel differs from the input
+    out = random_erasing(x, 0.5, gen())
+    boxes = _erased_boxes(x, out)
+    erased = [b for b in boxes if b is not None]
+    assert 160 <= len(erased) <= 240  # p = 0.5 of 400 (about 5 sigma)
+    for changed, rows, cols in erased:
+        h, w = len(rows), len(cols)
+        assert rows[-1] - rows[0] + 1 == h and cols[-1] - cols[0] + 1 == w  # contiguous extent
+        assert int(changed.sum()) == h * w  # the whole rectangle, nothing else
+        assert ERASE_SCALE[0] * 784 - 2 * 28 <= h * w <= ERASE_SCALE[1] * 784 + 2 * 28  # rounding of each side
+        assert ERASE_RATIO[0] * 0.75 <= h / w <= ERASE_RATIO[1] / 0.75
+    painted = out[out != x]
+    assert painted.min() >= 0 and painted.max() < 1 and abs(painted.mean().item() - 0.5) < 0.02  # uniform noise
+    assert torch.equal(out[out == x], x[out == x])
+    assert torch.all(x == -1.0)  # the input is not modified
+    assert torch.equal(random_erasing(x, 0.5, gen()), out)  # reproducible from the generator
+    assert torch.equal(random_erasing(x, 0.0, gen()), x)
+    assert sum(b is not None for b in _erased_boxes(x, random_erasing(x, 1.0, gen()))) >= 396  # p = 1: (nearly) all fit
+
+
+def test_random_erasing_in_the_spec_the_batch_and_the_per_sample_paths():
+    cfg = parse_augment("hflip,erase=0.5")
+    assert cfg == AugmentConfig(hflip=True, erase=0.5) and augment_to_spec(cfg) == "hflip,erase=0.5"
+    with pytest.raises(ConfigError, match=r"erase=1.5 must be in \[0, 1\]"):
+        parse_augment("erase=1.5")
+    x = torch.zeros(64, 1, 16, 16)
+    out = BatchAugment(parse_augment("erase=1"))(x, gen())
+    assert (out != 0).flatten(1).any(1).float().mean() > 0.9
+    t = build_sample_transform(parse_augment("erase=1"), (16, 16), train=True)
+    assert any(isinstance(s, type(t.transforms[-1])) and s.p == 1.0 for s in t.transforms)
+    torch.manual_seed(0)
+    img = t(torch.zeros(1, 16, 16, dtype=torch.uint8))  # (C, H, W) uint8 -> float in [0, 1], erased
+    assert img.shape == (1, 16, 16) and img.dtype == torch.float32 and 0 < (img != 0).float().mean() <= 0.45

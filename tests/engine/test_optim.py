@@ -84,7 +84,8 @@ def test_l1_penalty_and_ema():
 @pytest.mark.parametrize("kw,flag", [(dict(optimizer="adamax"), "--optimizer"), (dict(epochs=0), "--epochs"),
                                      (dict(lr=-1.0), "--lr"), (dict(schedule="poly"), "--schedule"),
                                      (dict(ema=1.5), "--ema"), (dict(label_smoothing=1.0), "--label-smoothing"),
-                                     (dict(warmup_epochs=5, epochs=3), "--warmup-epochs")])
+                                     (dict(warmup_epochs=5, epochs=3), "--warmup-epochs"),
+                                     (dict(precision="fp16"), "--precision")])
 def test_impossible_settings_name_the_flag(kw, flag):
     with pytest.raises(ConfigError, match=flag):
         TrainConfig(**kw).resolved()

@@ -157,3 +157,45 @@ def test_lbfgs_full_batch_reduces_the_loss(tmp_path):
     rows = t.logger.rows
     assert rows[-1]["train_loss"] < rows[0]["train_loss"] or rows[0]["train_loss"] < 0.5
     assert t.global_step == 2  # one L-BFGS step per epoch
+
+
+class _RecordDtypes(ClassificationTask):
+    """Records the dtype of the logits each training and validation step computes."""
+
+    def __init__(self, n):
+        super().__init__(n)
+        self.train_dtypes, self.eval_dtypes = set(), set()
+
+    def training_step(self, model, batch):
+        out = super().training_step(model, batch)
+        self.train_dtypes.add(out["logits"].dtype)
+        assert out["loss"].dtype == torch.float32  # the loss is computed in fp32 under autocast
+        return out
+
+    def validation_step(self, model, batch):
+        out = super().validation_step(model, batch)
+        self.eval_dtypes.add(out["logits"].dtype)
+        return out
+
+
+@pytest.mark.parametrize("precision,train_dtype", [("fp32", torch.float32), ("bf16", torch.bfloat16)])
+def test_precision_bf16_autocasts_the_training_forward_only(tmp_path, precision, train_dtype):
+    task = _RecordDtypes(3)
+    t = _trainer(tmp_path, task=task, precision=precision)
+    before = [p.detach().clone() for p in t.model.parameters()]
+    t.fit()
+    assert task.train_dtypes == {train_dtype}
+    assert task.eval_dtypes == {torch.float32}  # evaluation measures the fp32 weights as they are
+    assert all(p.dtype == torch.float32 and p.grad.dtype == torch.float32 for p in t.model.parameters())
+    assert any(not torch.equal(a, p) for a, p in zip(before, t.model.parameters()))
+
+
+def test_bf16_training_learns_like_fp32(tmp_path):
+    """LeNet-5 on digits: bf16 autocast reaches an accuracy close to fp32's."""
+    acc = {}
+    for precision in ("fp32", "bf16"):
+        _, result, summary = train_classifier(small_cfg(tmp_path, precision, epochs=4, optimizer="adam", lr=3e-3,
+                                                        precision=precision))
+        assert result.status == "finished" and read_config(tmp_path / precision).precision == precision
+        acc[precision] = summary["test_acc"]
+    assert acc["bf16"] > 0.8 and abs(acc["bf16"] - acc["fp32"]) < 0.08, acc
