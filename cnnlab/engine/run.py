@@ -43,6 +43,20 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def precision_note(precision: str, device: torch.device) -> str | None:
+    """A one-line warning when bf16 was asked for on a CPU without native bf16 (AVX-512 BF16 or AMX) units."""
+    if precision != "bf16" or device.type != "cpu":
+        return None
+    try:
+        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        native = False
+    if native:
+        return None
+    return ("note: --precision bf16 on a CPU without native bf16 units (AVX-512 BF16 / AMX): it may run slower "
+            "than --precision fp32 here")
+
+
 def new_run_dir(cfg: TrainConfig) -> Path:
     """The folder named by --out (which must be new or empty), else runs/<task>-<model>-<time>."""
     if cfg.out:

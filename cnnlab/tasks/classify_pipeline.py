@@ -15,7 +15,7 @@ import torch
 from cnnlab.engine import checkpoint as ckpt
 from cnnlab.engine.config import TrainConfig
 from cnnlab.engine.distributed import DistInfo, barrier, broadcast_object, cleanup, init_distributed
-from cnnlab.engine.run import new_run_dir, setup_environment, versions, write_config
+from cnnlab.engine.run import new_run_dir, precision_note, setup_environment, versions, write_config
 from cnnlab.engine.trainer import Trainer, TrainResult
 from cnnlab.errors import ConfigError, ModelError
 from cnnlab.tasks.classify import ClassificationTask
@@ -162,6 +162,9 @@ def _train(cfg: TrainConfig, resume, device: torch.device, dist: DistInfo):
         print(f"run folder: {run_dir}\ndata: {data.source}: {len(data.train)} train, "
               f"{len(data.val) if data.val is not None else 0} val, {len(data.test) if data.test is not None else 0} test images, "
               f"{len(data.classes)} classes, {data.in_chans}x{data.img_size[0]}x{data.img_size[1]}")
+        note = precision_note(cfg.precision, device)
+        if note:
+            print(note)
     meta = model_meta(cfg, data, normalization, model)
     # every evaluation (per epoch, the best-checkpoint choice, the final one) uses the run's test-time augmentation
     task = ClassificationTask(len(data.classes), label_smoothing=cfg.label_smoothing, tta=cfg.eval_tta)

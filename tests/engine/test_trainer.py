@@ -199,3 +199,14 @@ def test_bf16_training_learns_like_fp32(tmp_path):
         assert result.status == "finished" and read_config(tmp_path / precision).precision == precision
         acc[precision] = summary["test_acc"]
     assert acc["bf16"] > 0.8 and abs(acc["bf16"] - acc["fp32"]) < 0.08, acc
+
+
+def test_precision_note_only_for_bf16_on_cpus_without_bf16_units(monkeypatch):
+    from cnnlab.engine import run
+
+    assert run.precision_note("fp32", torch.device("cpu")) is None
+    assert run.precision_note("bf16", torch.device("cuda")) is None
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    assert "may run slower than --precision fp32" in run.precision_note("bf16", torch.device("cpu"))
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    assert run.precision_note("bf16", torch.device("cpu")) is None
