@@ -47,9 +47,12 @@ STEP_VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("batch 256", {"batch_size": 256}),
 ]
 
-# (name, TrainConfig changes) for the train part
+# (name, TrainConfig changes) for the train part; a change may be a function of the recipe's settings
 TRAIN_VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("recipe", {}),
+    ("fp32 instead of bf16", {"precision": "fp32"}),
+    ("bf16 instead of fp32", {"precision": "bf16"}),
+    ("+ random erasing 0.5", {"augment": lambda r: _add_augment(r.get("augment", "none"), "erase=0.5")}),
     ("no label smoothing", {"label_smoothing": 0.0}),
     ("no flips", {"augment": "none"}),
     ("no flip TTA", {"eval_tta": "none"}),
@@ -58,6 +61,22 @@ TRAIN_VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("+ padded crops (2 px)", {"augment": "hflip,crop=2"}),
     ("+ LSUV init", {"init": "lsuv"}),
 ]
+
+
+def _add_augment(spec: str, item: str) -> str:
+    return item if spec in ("", "none") else f"{spec},{item}"
+
+
+def resolve_change(recipe: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
+    """The variant's settings for this recipe (functions of the recipe evaluated)."""
+    return {k: v(recipe) if callable(v) else v for k, v in change.items()}
+
+
+def is_noop(recipe: dict[str, Any], change: dict[str, Any]) -> bool:
+    """Whether the variant changes nothing in this recipe (e.g. "bf16" on a bf16 recipe): it is then left out."""
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    resolved = resolve_change(recipe, change)
+    return bool(resolved) and all(recipe.get(k, defaults.get(k)) == v for k, v in resolved.items())
 
 
 def log(msg: str) -> None:
@@ -111,7 +130,7 @@ def run_step_part(recipe_name: str, args: argparse.Namespace) -> list[dict[str, 
     recipe = RECIPES[recipe_name]
     rows = []
     for name, change in STEP_VARIANTS:
-        if change.get("compile") and not args.compile:
+        if (change.get("compile") and not args.compile) or is_noop(recipe, change):
             continue
         try:
             res = step_images_per_s(recipe, change, args)
@@ -132,7 +151,7 @@ def run_step_part(recipe_name: str, args: argparse.Namespace) -> list[dict[str, 
 def train_variant(recipe_name: str, change: dict[str, Any], seed: int, args: argparse.Namespace, out: Path) -> dict[str, Any]:
     from cnnlab.tasks.classify_pipeline import train_classifier
 
-    fields = dict(RECIPES[recipe_name], **change)
+    fields = dict(RECIPES[recipe_name], **resolve_change(RECIPES[recipe_name], change))
     epochs = max(1, round(fields.get("epochs", TrainConfig.epochs) * args.epochs_scale))
     cfg = TrainConfig(**dict(fields, epochs=epochs, data="fashion-mnist", seed=seed, threads=args.threads, limit=args.limit,
                              limit_test=args.limit, quiet=True, tensorboard=False, out=str(out), recipe=recipe_name,
@@ -149,14 +168,15 @@ def run_train_part(recipe_name: str, args: argparse.Namespace) -> list[dict[str,
     rows = []
     with tempfile.TemporaryDirectory(prefix="cnnlab-techniques-") as tmp:
         for i, (name, change) in enumerate(TRAIN_VARIANTS):
-            if args.only and name not in args.only:
+            if (args.only and name not in args.only) or is_noop(RECIPES[recipe_name], change):
                 continue
             runs = []
             for seed in range(args.seed0, args.seed0 + args.seeds):
                 res = train_variant(recipe_name, change, seed, args, Path(tmp) / f"v{i}-s{seed}")
                 log(f"  {name} seed {seed}: test acc {res['final_acc']:.4f}, {res['train_seconds']:.1f} s")
                 runs.append(dict(res, seed=seed))
-            rows.append({"part": "train", "recipe": recipe_name, "variant": name, "change": change, "runs": runs,
+            rows.append({"part": "train", "recipe": recipe_name, "variant": name,
+                         "change": resolve_change(RECIPES[recipe_name], change), "runs": runs,
                          "final_acc": common.mean_spread([r["final_acc"] for r in runs]),
                          "train_seconds": common.mean_spread([r["train_seconds"] for r in runs])})
     base = next((r for r in rows if r["variant"] == "recipe"), None)

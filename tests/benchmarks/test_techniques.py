@@ -46,3 +46,13 @@ def test_bad_arguments():
         techniques.parse_args(["--recipe", "slow"])
     with pytest.raises(SystemExit):
         techniques.parse_args(["--only", "no such thing"])
+
+
+def test_variants_that_change_nothing_are_left_out_and_changes_can_read_the_recipe():
+    recipe = {"precision": "bf16", "augment": "hflip,crop=2"}
+    assert techniques.is_noop(recipe, {"precision": "bf16"}) and not techniques.is_noop(recipe, {"precision": "fp32"})
+    assert techniques.is_noop({}, {"precision": "fp32"})  # the TrainConfig default
+    assert not techniques.is_noop(recipe, {})  # the recipe row itself
+    erase = dict(techniques.TRAIN_VARIANTS)["+ random erasing 0.5"]
+    assert techniques.resolve_change(recipe, erase) == {"augment": "hflip,crop=2,erase=0.5"}
+    assert techniques.resolve_change({"augment": "none"}, erase) == {"augment": "erase=0.5"}
