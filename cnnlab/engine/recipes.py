@@ -11,16 +11,18 @@ from typing import Any
 from cnnlab.errors import ConfigError
 
 RECIPES: dict[str, dict[str, Any]] = {
-    # Fashion-MNIST in about two minutes on 2 cores: a small BN conv net in channels_last
-    # (about 0.7 of the matmul peak per step here), one-cycle, label smoothing, flips, flip TTA.
-    "fast": dict(model="convnet_bn", model_kwargs={"width": 16}, epochs=6, batch_size=128, optimizer="nesterov", lr=0.1,
+    # Fashion-MNIST to 93% in under two minutes on 2 cores: ResNet-9 (Page 2018) at width 16 in bf16 autocast,
+    # 4 epochs of one-cycle, label smoothing, flips, flip TTA. Exploration on seed 0: 93.61% in 98 s; the
+    # earlier convnet_bn width 16 x 6 epochs in bf16 reached 92.98% in 79 s.
+    "fast": dict(model="resnet9", model_kwargs={"width": 16}, epochs=4, batch_size=128, optimizer="nesterov", lr=0.1,
                  weight_decay=5e-4, schedule="onecycle", label_smoothing=0.1, augment="hflip", channels_last=True,
-                 eval_tta="flip"),
-    # Fashion-MNIST towards 95% in about twenty minutes on 2 cores: ResNet-9 (Page 2018) at width 24, padded
-    # crops; one exploratory 13-epoch run reached 94.45% (94.50% with flip TTA) in 1223 s, so 12 epochs here.
-    "best": dict(model="resnet9", model_kwargs={"width": 24}, epochs=12, batch_size=128, optimizer="nesterov", lr=0.1,
-                 weight_decay=5e-4, schedule="onecycle", label_smoothing=0.1, augment="hflip,crop=2", channels_last=True,
-                 eval_tta="flip"),
+                 precision="bf16", eval_tta="flip"),
+    # Fashion-MNIST to 95% in under twenty minutes on 2 cores: ResNet-9 (Page 2018) at width 24 in bf16 autocast
+    # (about 2x fp32 on a CPU with AMX / AVX-512 BF16), padded crops and random erasing, 22 epochs of one-cycle.
+    # Exploration on seed 0: this setting 95.09%; width 32 x 16 epochs 94.92% (but ~1.5x the time); width 32 x 14 94.70%.
+    "best": dict(model="resnet9", model_kwargs={"width": 24}, epochs=22, batch_size=128, optimizer="nesterov", lr=0.1,
+                 weight_decay=5e-4, schedule="onecycle", label_smoothing=0.1, augment="hflip,crop=2,erase=0.5",
+                 channels_last=True, precision="bf16", eval_tta="flip"),
 }
 
 
