@@ -10,7 +10,7 @@ Layout (David Page's "How to train your ResNet", 2018), for a base width ``w``:
 
 Page's net has w=64 (6.6M parameters at 32x32). Pooling right after a block's first conv keeps
 most of the work at low resolution, where wide convolutions run near the CPU's matmul peak;
-``resnet9`` with ``width=24`` is cnnlab's ``--recipe best`` for Fashion-MNIST.
+``resnet9`` with ``width=16`` is cnnlab's ``--recipe fast`` for Fashion-MNIST, ``width=24`` its ``--recipe best``.
 """
 
 from __future__ import annotations
@@ -21,10 +21,13 @@ from torch import nn
 from cnnlab.errors import ShapeError
 from cnnlab.models.base import Classifier
 from cnnlab.models.registry import register_model
+from cnnlab.nn.small_map_conv import SmallMapConv2d
 
 
 def conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+    # SmallMapConv2d is nn.Conv2d(cin, cout, 3, padding=1, bias=False) with a faster weight gradient on tiny maps
+    # (layer3 runs at 3x3 for 28x28 inputs); same parameters, same state dict
+    return nn.Sequential(SmallMapConv2d(cin, cout, 3), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
 class Residual(nn.Module):
