@@ -195,6 +195,8 @@ def summarize_recipe(name: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
     for key in ("train_seconds", "images_per_s", "achieved_gflops", "mfu", "step_mfu", "peak_gflops"):
         out[key] = ms([r[key] for r in runs])
     out["mfu_fp32_peak"] = ms([r.get("mfu_fp32_peak", r["mfu"]) for r in runs])  # reports from before bf16: fp32 runs
+    out["step_mfu_fp32_peak"] = ms([r["step"]["achieved_gflops"] / r["peak_gflops_fp32"] if "peak_gflops_fp32" in r
+                                    else r["step_mfu"] for r in runs])
     out["step_images_per_s"] = ms([r["step"]["images_per_s"] for r in runs])
     if runs[0].get("vs_baseline"):
         vs = [r["vs_baseline"] for r in runs]
@@ -221,7 +223,7 @@ def summarize_baseline(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def render_markdown(report: dict[str, Any]) -> str:
     f = common.fmt
     headers = ["run", "precision", "seeds", "epochs", "test acc %", "target %", "time to target s (reached)", "train s",
-               "images/s", "GFLOP/s", "MFU % (of fp32 peak)", "step MFU %", "speedup to baseline acc (reached)",
+               "images/s", "GFLOP/s", "MFU % (of fp32 peak)", "step MFU % (of fp32 peak)", "speedup to baseline acc (reached)",
                "acc % at equal time: recipe vs baseline"]
     rows = []
     for s in report["summaries"]:
@@ -231,7 +233,8 @@ def render_markdown(report: dict[str, Any]) -> str:
             f(s["target"], 3, pct=True), f"{f(s['time_to_target_s'])} ({s['reached_target']}/{s['n_seeds']})",
             f(s["train_seconds"]), f(s["images_per_s"]), f(s["achieved_gflops"]),
             f(s["mfu"], 3, pct=True) + ("" if s.get("precision", "fp32") == "fp32" else f" ({f(s['mfu_fp32_peak'], 3, pct=True)})"),
-            f(s["step_mfu"], 3, pct=True),
+            f(s["step_mfu"], 3, pct=True)
+            + ("" if s.get("precision", "fp32") == "fp32" else f" ({f(s['step_mfu_fp32_peak'], 3, pct=True)})"),
             "-" if not vs else f"{f(vs['speedup_to_baseline_acc'])} ({vs['recipe_reaches_baseline_final_acc']}/{s['n_seeds']})",
             "-" if not vs else f"{f(vs['recipe_acc_at_equal_time'], 4, pct=True)} vs {f(vs['baseline_acc_at_equal_time'], 4, pct=True)} "
                                f"at {f(vs['equal_time_s'])} s",
