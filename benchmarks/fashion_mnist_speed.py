@@ -361,7 +361,8 @@ def merge_reports(reports: list[dict[str, Any]], names: list[str]) -> dict[str, 
                load_average_1m_end=max(e.get("load_average_1m_end") or 0 for e in envs))
     report = {
         "benchmark": "fashion_mnist_speed", "conventions": common.CONVENTIONS, "environment": env,
-        "merged_from": [{"file": n, "environment": r["environment"], "seeds": r["settings"]["seeds"],
+        "merged_from": [{"file": n, "environment": r["environment"],
+                         "seeds": sorted({x["seed"] for x in r["runs"] + (r.get("baseline_runs") or [])}),
                          "recipes": list(r["settings"]["recipes"]) + (["baseline"] if r.get("baseline_runs") else [])}
                         for n, r in zip(names, reports)],
         "settings": dict(first["settings"], recipes=recipes, targets=targets, seeds=sorted({r["seed"] for r in runs}),

@@ -80,3 +80,13 @@ def test_merge_command_line_errors_name_the_file(tmp_path):
     partial.write_text(json.dumps({"benchmark": "fashion_mnist_speed"}))
     with pytest.raises(SystemExit, match="lacks the field 'settings'"):
         speed.main(["merge", str(partial)])
+
+
+def test_merge_names_the_seeds_each_file_actually_holds(tmp_path):
+    # a baseline-only report asked for seeds 0-2, but the baseline runs one seed
+    only_baseline = report([], [BASELINE])
+    only_baseline["settings"].update(seeds=[0, 1, 2], recipes={})
+    fast = report([run("fast", 1, [[12.0, 0.89], [24.0, 0.95]])])
+    merged = speed.merge_reports([fast, only_baseline], ["f.json", "b.json"])
+    assert [m["seeds"] for m in merged["merged_from"]] == [[1], [0]]
+    assert "b.json (baseline; seeds 0)" in speed.render_markdown(merged)
