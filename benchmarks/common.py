@@ -51,6 +51,9 @@ CONVENTIONS = {
     "time_to_target_s": "train_seconds at the first epoch whose test accuracy >= target; null if never reached",
     "accuracy_at_time": "linear interpolation between per-epoch (train_seconds, test accuracy) points from "
                         "(0 s, chance); the final accuracy after the last epoch",
+    "acc_at_budget": "test accuracy of the last epoch that ended within the recipe's time budget (train_seconds "
+                     "<= budget_s; fast 120 s, best 1200 s unless --budget says otherwise): the model a user who "
+                     "stops at the budget has; null if no epoch ended in time",
     "speedup_to_baseline_acc": "baseline's time to its own final accuracy / recipe's time to that accuracy; "
                                "null when the recipe never reaches it",
     "acc_at_equal_time": "both curves read at T = min(baseline total, recipe total) train_seconds",
@@ -160,6 +163,35 @@ def time_to_accuracy(curve: Curve, target: float) -> float | None:
         if acc >= target:
             return seconds
     return None
+
+
+def accuracy_within(curve: Curve, budget_s: float) -> float | None:
+    """Accuracy of the last evaluation at or before ``budget_s`` seconds (no interpolation: that model
+    exists); None when the first epoch ended later."""
+    acc = None
+    for seconds, a in curve:
+        if seconds <= budget_s:
+            acc = a
+    return acc
+
+
+def parse_budgets(spec: str, recipes: Sequence[str]) -> dict[str, float]:
+    """``"fast=120,best=1200"``: training-seconds budget per recipe (recipes not named keep none)."""
+    budgets = {}
+    for part in spec.split(","):
+        if not part.strip():
+            continue
+        name, eq, value = part.partition("=")
+        name = name.strip()
+        if not eq or name not in recipes:
+            raise ValueError(f"--budget {spec!r}: give recipe=seconds pairs for the recipes {', '.join(recipes)}")
+        try:
+            budgets[name] = float(value)
+        except ValueError:
+            raise ValueError(f"--budget {spec!r}: {value.strip()!r} is not a number of seconds") from None
+        if budgets[name] <= 0:
+            raise ValueError(f"--budget {spec!r}: the budget of {name} must be positive")
+    return budgets
 
 
 def accuracy_at(curve: Curve, t: float, start_acc: float = 0.1) -> float:

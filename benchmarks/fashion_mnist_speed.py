@@ -40,6 +40,7 @@ from cnnlab.engine.config import TrainConfig  # noqa: E402
 from cnnlab.engine.recipes import RECIPES  # noqa: E402
 
 CHANCE = 0.1  # ten classes: the accuracy at 0 seconds for the equal-time rule
+BUDGETS = {"fast": 120.0, "best": 1200.0}  # the issue's time limits: 93% in 2 minutes, 95% in 20 minutes
 
 
 def log(msg: str) -> None:
@@ -191,7 +192,12 @@ def summarize_recipe(name: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
         "final_acc": ms([r["final_acc"] for r in runs]), "final_curve_acc": ms([r["final_curve_acc"] for r in runs]),
         "time_to_target_s": ms([r["time_to_target_s"] for r in runs]),
         "reached_target": sum(r["reached_target"] for r in runs),
+        "budget_s": first.get("budget_s"),
     }
+    if first.get("budget_s") is not None:
+        out["acc_at_budget"] = common.mean_spread([r["acc_at_budget"] for r in runs])
+        out["target_within_budget"] = sum(r["time_to_target_s"] is not None and r["time_to_target_s"] <= r["budget_s"]
+                                          for r in runs)
     for key in ("train_seconds", "images_per_s", "achieved_gflops", "mfu", "step_mfu", "peak_gflops"):
         out[key] = ms([r[key] for r in runs])
     out["mfu_fp32_peak"] = ms([r.get("mfu_fp32_peak", r["mfu"]) for r in runs])  # reports from before bf16: fp32 runs
@@ -223,7 +229,7 @@ def summarize_baseline(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def render_markdown(report: dict[str, Any]) -> str:
     f = common.fmt
     headers = ["run", "precision", "seeds", "epochs", "test acc %", "target %", "time to target s (reached)", "train s",
-               "images/s", "GFLOP/s", "MFU % (of fp32 peak)", "step MFU % (of fp32 peak)", "speedup to baseline acc (reached)",
+               "acc % within budget (target in time)", "images/s", "GFLOP/s", "MFU % (of fp32 peak)", "step MFU % (of fp32 peak)", "speedup to baseline acc (reached)",
                "acc % at equal time: recipe vs baseline"]
     rows = []
     for s in report["summaries"]:
@@ -231,7 +237,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         rows.append([
             s["recipe"], s.get("precision", "fp32"), s["n_seeds"], s["epochs"], f(s["final_acc"], 4, pct=True),
             f(s["target"], 3, pct=True), f"{f(s['time_to_target_s'])} ({s['reached_target']}/{s['n_seeds']})",
-            f(s["train_seconds"]), f(s["images_per_s"]), f(s["achieved_gflops"]),
+            f(s["train_seconds"]),
+            "-" if s.get("budget_s") is None else
+            f"{f(s['acc_at_budget'], 4, pct=True)} in {f(s['budget_s'])} s ({s['target_within_budget']}/{s['n_seeds']})",
+            f(s["images_per_s"]), f(s["achieved_gflops"]),
             f(s["mfu"], 3, pct=True) + ("" if s.get("precision", "fp32") == "fp32" else f" ({f(s['mfu_fp32_peak'], 3, pct=True)})"),
             f(s["step_mfu"], 3, pct=True)
             + ("" if s.get("precision", "fp32") == "fp32" else f" ({f(s['step_mfu_fp32_peak'], 3, pct=True)})"),
@@ -242,7 +251,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     b = report.get("baseline_summary")
     if b:
         rows.append(["baseline (PyTorch MNIST example)", "fp32", b["n_seeds"], b["epochs"], f(b["final_acc"], 4, pct=True), "-",
-                     f"{f(b['time_to_final_acc_s'])} (to its final acc)", f(b["train_seconds"]), f(b["images_per_s"]),
+                     f"{f(b['time_to_final_acc_s'])} (to its final acc)", f(b["train_seconds"]), "-", f(b["images_per_s"]),
                      f(b["achieved_gflops"]), f(b["mfu"], 3, pct=True), f(b["step_mfu"], 3, pct=True), "1", "-"])
     env = report["environment"]
     notes = [
@@ -255,7 +264,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         "Values are mean ± sample std over seeds. Training FLOPs/image = 6 x conv+linear MACs; MFU = achieved / the "
         "matmul peak of the run's precision (bf16 runs: the fp32 ratio in brackets); "
         "step MFU = fixed-batch forward+backward+optimizer loop. Times are training wall seconds, evaluation excluded; "
-        "accuracy at equal time interpolates linearly between epochs. Full rules: the JSON's \"conventions\".",
+        "accuracy at equal time interpolates linearly between epochs; accuracy within budget is that of the last epoch "
+        "ended in the budget, and (k/n) counts the seeds that reached the target in it. Full rules: the JSON's \"conventions\".",
     ]
     if report.get("merged_from"):
         parts = [f"{Path(m['file']).name} ({', '.join(m['recipes'])}; seeds {', '.join(map(str, m['seeds']))})"
@@ -264,8 +274,14 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join([common.markdown_table(headers, rows), "", *notes]) + "\n"
 
 
-def pooled_results(runs: list[dict[str, Any]], baselines: list[dict[str, Any]], recipes: list[str]) -> dict[str, Any]:
-    """The report's results part: peak over every run, the runs, one summary per recipe, the baseline."""
+def pooled_results(runs: list[dict[str, Any]], baselines: list[dict[str, Any]], recipes: list[str],
+                   budgets: dict[str, float]) -> dict[str, Any]:
+    """The report's results part: peak over every run, the runs (with their accuracy within the recipe's
+    time budget), one summary per recipe, the baseline."""
+    for run in runs:
+        budget = budgets.get(run["recipe"])
+        run["budget_s"] = budget
+        run["acc_at_budget"] = None if budget is None else common.accuracy_within(run["curve"], budget)
     return {
         "peak_gflops": common.mean_spread([r.get("peak_gflops_fp32", r["peak_gflops"]) for r in runs + baselines]),
         "peak_gflops_bf16": common.mean_spread([r["peak_gflops"] for r in runs if r.get("precision") == "bf16"]),
@@ -286,6 +302,8 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit(f"error: --recipes: unknown recipe {unknown[0]!r}; choose from {', '.join(RECIPES)}")
     try:
         targets = common.parse_targets(args.target, recipes)
+        budgets = ({r: b for r, b in BUDGETS.items() if r in recipes} if args.budget is None
+                   else common.parse_budgets(args.budget, recipes))
     except ValueError as e:
         raise SystemExit(f"error: {e}") from None
     seeds = list(range(args.seed0, args.seed0 + args.seeds))
@@ -307,11 +325,11 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     env["load_average_1m_end"] = common.environment()["load_average_1m"]
     report = {
         "benchmark": "fashion_mnist_speed", "conventions": common.CONVENTIONS, "environment": env,
-        "settings": {"recipes": {r: RECIPES[r] for r in recipes}, "targets": targets, "seeds": seeds, "threads": torch.get_num_threads(),
+        "settings": {"recipes": {r: RECIPES[r] for r in recipes}, "targets": targets, "budgets": budgets, "seeds": seeds, "threads": torch.get_num_threads(),
                      "limit": args.limit, "limit_test": args.limit_test, "epochs_scale": args.epochs_scale,
                      "baseline": args.baseline, "baseline_epochs": args.baseline_epochs,
                      "train_images": runs[0]["train_images"], "test_images": runs[0]["test_images"]},
-        **pooled_results(runs, baselines, recipes),
+        **pooled_results(runs, baselines, recipes, budgets),
     }
     return common.to_jsonable(report)
 
@@ -323,6 +341,7 @@ def merge_reports(reports: list[dict[str, Any]], names: list[str]) -> dict[str, 
     recomputed. Refuses reports whose recipe settings differ or that repeat a (recipe, seed)."""
     recipes: dict[str, Any] = {}
     targets: dict[str, float] = {}
+    budgets: dict[str, float] = {}
     runs: list[dict[str, Any]] = []
     baselines: list[dict[str, Any]] = []
     seen: dict[tuple[str, int], str] = {}
@@ -337,6 +356,10 @@ def merge_reports(reports: list[dict[str, Any]], names: list[str]) -> dict[str, 
             if targets.setdefault(recipe, target) != target:
                 raise SystemExit(f"error: recipe {recipe!r} has target {target} in {name} but {targets[recipe]} before; "
                                  "rerun with one target")
+        for recipe, budget in (rep["settings"].get("budgets") or {}).items():
+            if budgets.setdefault(recipe, budget) != budget:
+                raise SystemExit(f"error: recipe {recipe!r} has budget {budget} s in {name} but {budgets[recipe]} s before; "
+                                 "rerun with one budget")
         for run in rep["runs"]:
             key = (run["recipe"], run["seed"])
             if key in seen:
@@ -348,6 +371,9 @@ def merge_reports(reports: list[dict[str, Any]], names: list[str]) -> dict[str, 
                 baselines.append(dict(b, source=name))
     if not runs:
         raise SystemExit("error: the reports hold no recipe runs")
+    for recipe in recipes:  # reports from before budgets existed: the default budget
+        if recipe not in budgets and recipe in BUDGETS:
+            budgets[recipe] = BUDGETS[recipe]
     for run in runs:
         run.pop("vs_baseline", None)
         if baselines:
@@ -365,9 +391,9 @@ def merge_reports(reports: list[dict[str, Any]], names: list[str]) -> dict[str, 
                          "seeds": sorted({x["seed"] for x in r["runs"] + (r.get("baseline_runs") or [])}),
                          "recipes": list(r["settings"]["recipes"]) + (["baseline"] if r.get("baseline_runs") else [])}
                         for n, r in zip(names, reports)],
-        "settings": dict(first["settings"], recipes=recipes, targets=targets, seeds=sorted({r["seed"] for r in runs}),
-                         baseline=bool(baselines)),
-        **pooled_results(runs, baselines, order),
+        "settings": dict(first["settings"], recipes=recipes, targets=targets, budgets=budgets,
+                         seeds=sorted({r["seed"] for r in runs}), baseline=bool(baselines)),
+        **pooled_results(runs, baselines, order, budgets),
     }
     return common.to_jsonable(report)
 
@@ -403,6 +429,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--recipes", default="fast,best", help="comma-separated names from cnnlab.engine.recipes")
     ap.add_argument("--target", default="0.93", help="test accuracy to time: one value, or per recipe: fast=0.93,best=0.95")
+    ap.add_argument("--budget", default=None,
+                    help="training-seconds budget per recipe for the 'accuracy within budget' figure, e.g. fast=120,best=1200 "
+                         "(default: those two, for the recipes run)")
     ap.add_argument("--seeds", type=int, default=3, help="seeds per recipe (seed0, seed0+1, ...)")
     ap.add_argument("--seed0", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")

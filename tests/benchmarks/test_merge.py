@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+import common
 import fashion_mnist_speed as speed
 
 FAST = {"model": "convnet_bn", "epochs": 2}
@@ -90,3 +91,31 @@ def test_merge_names_the_seeds_each_file_actually_holds(tmp_path):
     merged = speed.merge_reports([fast, only_baseline], ["f.json", "b.json"])
     assert [m["seeds"] for m in merged["merged_from"]] == [[1], [0]]
     assert "b.json (baseline; seeds 0)" in speed.render_markdown(merged)
+
+
+def test_accuracy_within_budget_is_the_last_epoch_that_ended_in_time(tmp_path):
+    a = report([run("fast", 0, [[10.0, 0.88], [20.0, 0.91]]), run("fast", 1, [[12.0, 0.89], [14.0, 0.92]])])
+    a["settings"]["budgets"] = {"fast": 15.0}
+    b = report([run("fast", 2, [[16.0, 0.80], [30.0, 0.95]])])  # no budgets: a report from before them
+    merged = speed.merge_reports([a, b], ["a.json", "b.json"])
+    assert merged["settings"]["budgets"] == {"fast": 15.0}
+    assert [r["acc_at_budget"] for r in merged["runs"]] == [0.88, 0.92, None]
+    (summary,) = merged["summaries"]
+    assert summary["budget_s"] == 15.0 and summary["target_within_budget"] == 1  # only seed 1 reached 0.9 by 15 s
+    assert summary["acc_at_budget"]["n"] == 2 and summary["acc_at_budget"]["mean"] == pytest.approx(0.90)
+    assert "90 ± 2.83 in 15 s (1/3)" in speed.render_markdown(merged)
+    # without a budget in either report, the default one of the recipe applies
+    default = speed.merge_reports([report([run("fast", 0, [[100.0, 0.9], [130.0, 0.93]])])], ["c.json"])
+    assert default["runs"][0]["acc_at_budget"] == 0.9 and default["summaries"][0]["budget_s"] == speed.BUDGETS["fast"]
+    other = report([run("fast", 3, [[10.0, 0.9]])])
+    other["settings"]["budgets"] = {"fast": 20.0}
+    with pytest.raises(SystemExit, match="budget 20.0 s in d.json"):
+        speed.merge_reports([a, other], ["a.json", "d.json"])
+
+
+def test_parse_budgets():
+    assert common.parse_budgets("fast=120, best=1200", ["fast", "best"]) == {"fast": 120.0, "best": 1200.0}
+    for bad, msg in [("fast=abc", "not a number"), ("fast=0", "must be positive"), ("slow=3", "recipe=seconds"),
+                     ("120", "recipe=seconds")]:
+        with pytest.raises(ValueError, match=msg):
+            common.parse_budgets(bad, ["fast", "best"])
