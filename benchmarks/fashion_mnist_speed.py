@@ -43,6 +43,11 @@ CHANCE = 0.1  # ten classes: the accuracy at 0 seconds for the equal-time rule
 BUDGETS = {"fast": 120.0, "best": 1200.0}  # the issue's time limits: 93% in 2 minutes, 95% in 20 minutes
 
 
+def default_budgets(recipes) -> dict[str, float]:
+    """The time budgets (BUDGETS) of those of ``recipes`` that have one."""
+    return {r: b for r, b in BUDGETS.items() if r in recipes}
+
+
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -302,8 +307,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit(f"error: --recipes: unknown recipe {unknown[0]!r}; choose from {', '.join(RECIPES)}")
     try:
         targets = common.parse_targets(args.target, recipes)
-        budgets = ({r: b for r, b in BUDGETS.items() if r in recipes} if args.budget is None
-                   else common.parse_budgets(args.budget, recipes))
+        budgets = default_budgets(recipes) if args.budget is None else common.parse_budgets(args.budget, recipes)
     except ValueError as e:
         raise SystemExit(f"error: {e}") from None
     seeds = list(range(args.seed0, args.seed0 + args.seeds))
@@ -371,9 +375,7 @@ def merge_reports(reports: list[dict[str, Any]], names: list[str]) -> dict[str, 
                 baselines.append(dict(b, source=name))
     if not runs:
         raise SystemExit("error: the reports hold no recipe runs")
-    for recipe in recipes:  # reports from before budgets existed: the default budget
-        if recipe not in budgets and recipe in BUDGETS:
-            budgets[recipe] = BUDGETS[recipe]
+    budgets = {**default_budgets(recipes), **budgets}  # reports from before budgets existed: the default budget
     for run in runs:
         run.pop("vs_baseline", None)
         if baselines:
@@ -449,7 +451,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--json", default=None, help="also write the JSON report here")
     ap.add_argument("--markdown", default=None, help="also write the Markdown table here")
     args = ap.parse_args(argv)
-    args.peak_sizes = [int(n) for n in str(args.peak_sizes).split(",")]
+    try:
+        args.peak_sizes = [int(n) for n in str(args.peak_sizes).split(",")]
+    except ValueError:
+        ap.error(f"--peak-sizes {args.peak_sizes!r}: give comma-separated matrix sizes, e.g. 1024,2048")
     if args.limit_test is None:
         args.limit_test = args.limit
     if args.seeds < 1 or args.epochs_scale <= 0:

@@ -62,7 +62,7 @@ def measure_layer(cin: int, cout: int, side: int, batch: int, dtype: torch.dtype
     ms = time_ops({"forward": lambda: F.conv2d(x, w, padding=1), "input_grad": backward([True, False, False]),
                    "weight_grad": backward([False, True, False]),
                    "weight_grad_swapped": lambda: swapped_weight_grad(x, gy, 1)}, rounds, reps)
-    ref = aten.convolution_backward(gy, x, w, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1, [False, True, False])[1]
+    ref = backward([False, True, False])()[1]
     err = (swapped_weight_grad(x, gy, 1).float() - ref.float()).abs().max() / ref.float().abs().max()
     macs = batch * cout * cin * 9 * side * side
     return {"c_in": cin, "c_out": cout, "map": side, "macs": macs, "ms": ms,
@@ -87,24 +87,28 @@ def render_markdown(report: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--width", type=int, default=24)
-    ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--dtype", choices=sorted(common.PRECISION_DTYPES), default="bf16")
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--peak-sizes", default="1024,1536,2048")
-    ap.add_argument("--json", default=None)
-    ap.add_argument("--markdown", default=None)
+    ap.add_argument("--width", type=int, default=24, help="ResNet-9 base width (16: --recipe fast, 24: --recipe best)")
+    ap.add_argument("--batch", type=int, default=128, help="batch size of the timed convolutions")
+    ap.add_argument("--dtype", choices=sorted(common.PRECISION_DTYPES), default="bf16", help="compute dtype")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds; the fastest counts")
+    ap.add_argument("--reps", type=int, default=5, help="calls per op in each round")
+    ap.add_argument("--peak-sizes", default="1024,1536,2048", help="matmul sizes of the peak measurement")
+    ap.add_argument("--json", default=None, help="also write the JSON report here")
+    ap.add_argument("--markdown", default=None, help="also write the Markdown table here")
     args = ap.parse_args(argv)
     if args.width < 1 or args.batch < 1 or args.rounds < 1 or args.reps < 1:
         ap.error("--width, --batch, --rounds and --reps must be at least 1")
+    try:
+        sizes = [int(n) for n in args.peak_sizes.split(",")]
+    except ValueError:
+        ap.error(f"--peak-sizes {args.peak_sizes!r}: give comma-separated matrix sizes, e.g. 1024,2048")
     if args.threads:
         torch.set_num_threads(args.threads)
     dtype = common.PRECISION_DTYPES[args.dtype]
     layers = [dict(name=name, **measure_layer(cin, cout, side, args.batch, dtype, args.rounds, args.reps))
               for name, cin, cout, side in resnet9_convs(args.width)]
-    peak = common.matmul_peak_gflops([int(n) for n in args.peak_sizes.split(",")], 3, dtype)
+    peak = common.matmul_peak_gflops(sizes, 3, dtype)
     report = common.to_jsonable({"benchmark": "small_map_conv", "environment": common.environment(), "peak_gflops": peak,
                                  "settings": {"width": args.width, "batch": args.batch, "dtype": args.dtype,
                                               "max_map": DEFAULT_MAX_MAP}, "layers": layers})

@@ -27,3 +27,5 @@ def test_reports_every_resnet9_conv_with_a_matching_swapped_gradient(capsys):
 def test_bad_arguments():
     with pytest.raises(SystemExit):
         small_map_conv.main(["--width", "0"])
+    with pytest.raises(SystemExit):
+        small_map_conv.main(["--peak-sizes", "big"])
