@@ -106,6 +106,17 @@ def peaks(precision: str, sizes: Sequence[int], repeat: int) -> dict[str, float]
     return out
 
 
+def epoch_sizes(progressive_resize: str, epochs: int, img_size: Sequence[int]) -> list[tuple[int, int]]:
+    """(H, W) of the training images in every epoch: smaller early on under ``--progressive-resize``."""
+    from cnnlab.data.progressive import parse_progressive, scaled_size
+
+    h, w = img_size
+    resize = parse_progressive(progressive_resize)
+    if resize is None:
+        return [(h, w)] * epochs
+    return [scaled_size(h, w, s) for s in resize.sizes(epochs, min(h, w))]
+
+
 def training_flops(macs: int) -> int:
     """FLOPs of one training image: forward (2 x MACs) + backward (2 x forward) = 6 x MACs."""
     return 3 * (2 * macs)

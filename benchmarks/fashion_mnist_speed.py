@@ -124,14 +124,19 @@ def run_recipe(name: str, seed: int, target: float | None, args: argparse.Namesp
     cfg = cfg.resolved()
     data = load_data(cfg)
     input_size = (data.in_chans, *data.img_size)
-    macs = common.forward_macs(build_model(cfg, len(data.classes), data.in_chans, data.img_size[0]), input_size)
-    flops = common.training_flops(macs)
+    model = build_model(cfg, len(data.classes), data.in_chans, data.img_size[0])
+    macs = common.forward_macs(model, input_size)
+    flops = common.training_flops(macs)  # per image at full size: what the step benchmark runs
+    # under progressive resizing the early epochs train on smaller, cheaper images: count each epoch at its size
+    sizes = common.epoch_sizes(cfg.progressive_resize, cfg.epochs, data.img_size)
+    macs_at = {s: common.forward_macs(model, (data.in_chans, *s)) for s in set(sizes)}
+    trained_flops = common.training_flops(round(sum(macs_at[s] for s in sizes) / len(sizes)))
     step = step_benchmark(cfg, data, args)
     peak_after = common.peaks(cfg.precision, args.peak_sizes, args.peak_repeat)
     best_peaks = {k: max(peak_before[k], peak_after[k]) for k in peak_before}
     peak = best_peaks[cfg.precision]  # MFU against the peak of the dtype the run computes in
     ips = images / train_s
-    e2e, st = common.utilization(ips, flops, peak), common.utilization(step["images_per_s"], flops, peak)
+    e2e, st = common.utilization(ips, trained_flops, peak), common.utilization(step["images_per_s"], flops, peak)
     tta_s = common.time_to_accuracy(curve, target) if target is not None else None
     out = {
         "kind": "run", "recipe": name, "seed": seed, "model": cfg.model, "model_kwargs": cfg.model_kwargs,
@@ -139,6 +144,7 @@ def run_recipe(name: str, seed: int, target: float | None, args: argparse.Namesp
         "input_size": list(input_size), "threads": torch.get_num_threads(), "precision": cfg.precision,
         "peak_gflops": peak, "peak_gflops_fp32": best_peaks["fp32"], "peak_gflops_before": peak_before[cfg.precision],
         "peak_gflops_after": peak_after[cfg.precision], "macs_per_image": macs, "flops_per_image": flops,
+        "progressive_resize": cfg.progressive_resize, "trained_flops_per_image": trained_flops,
         "train_seconds": train_s, "compute_seconds": rows[-1]["train_seconds"], "wall_seconds": wall,
         "images_per_s": ips, "achieved_gflops": e2e["achieved_gflops"], "mfu": e2e["mfu"],
         "mfu_fp32_peak": e2e["achieved_gflops"] / best_peaks["fp32"],

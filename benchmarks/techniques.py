@@ -60,6 +60,8 @@ TRAIN_VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("cosine instead of one-cycle", {"schedule": "cosine"}),
     ("+ padded crops (2 px)", {"augment": "hflip,crop=2"}),
     ("+ LSUV init", {"init": "lsuv"}),
+    ("no progressive resizing", {"progressive_resize": "none"}),
+    ("+ progressive resizing 16:0.5", {"progressive_resize": "16:0.5"}),
 ]
 
 

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from cnnlab.data.augment import AugmentConfig, BatchAugment, build_sample_transform, parse_augment, pca_lighting_basis
 from cnnlab.data.datasets import ArrayDataset, FileDataset
 from cnnlab.data.normalize import Normalization
+from cnnlab.data.progressive import ProgressiveResize, resize_batch
 from cnnlab.errors import ConfigError, DataError
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -68,7 +69,7 @@ class InMemoryLoader:
     def __init__(self, ds: ArrayDataset, batch_size: int, *, shuffle: bool, drop_last: bool = False,
                  augment: BatchAugment | None = None, normalization: Normalization | None = None, seed: int = 0,
                  rank: int = 0, world_size: int = 1, channels_last: bool = False,
-                 device: torch.device | str | None = None):
+                 device: torch.device | str | None = None, resize: ProgressiveResize | None = None, epochs: int = 1):
         _check(batch_size, rank, world_size)
         self.device = torch.device(device) if device is not None else ds.images.device
         self.images = ds.images.to(self.device)  # uint8 (N, C, H, W), moved once
@@ -78,6 +79,7 @@ class InMemoryLoader:
         self.normalization = normalization
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.channels_last = channels_last
+        self.resize, self.epochs = resize, epochs
         self.epoch = 0
         self.n_shard = len(self._indices())
         # uint8 -> normalized in one multiply and one add when no augmentation sits in between
@@ -113,9 +115,15 @@ class InMemoryLoader:
                 x = self.augment(x.mul_(1 / 255.0), g)
                 if self.normalization is not None:
                     x = self.normalization(x)
+            if self.resize is not None:
+                x = resize_batch(x, self.image_size())
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, self.labels.index_select(0, j)
+
+    def image_size(self) -> int:
+        """The shorter side of this epoch's training images (smaller than the data's under progressive resizing)."""
+        return _epoch_size(self.resize, self.epoch, self.epochs, min(self.images.shape[-2:]))
 
 
 class _KeySampler(Sampler):
@@ -156,9 +164,11 @@ class FileLoader:
 
     def __init__(self, ds: FileDataset, batch_size: int, *, shuffle: bool, drop_last: bool = False,
                  transform=None, normalization: Normalization | None = None, seed: int = 0, rank: int = 0,
-                 world_size: int = 1, channels_last: bool = False, num_workers: int = 0, random: bool = False):
+                 world_size: int = 1, channels_last: bool = False, num_workers: int = 0, random: bool = False,
+                 resize: ProgressiveResize | None = None, epochs: int = 1):
         _check(batch_size, rank, world_size)
         self.shuffle, self.seed, self.rank, self.world_size, self.epoch = shuffle, seed, rank, world_size, 0
+        self.resize, self.epochs, self.full_size = resize, epochs, min(ds.img_size)
         self.normalization, self.channels_last = normalization, channels_last
         self._n, self.batch_size = len(ds), batch_size
         self.n_shard = len(self._indices())
@@ -189,16 +199,29 @@ class FileLoader:
                 raise DataError(str(e).strip().splitlines()[-1].split("DataError: ", 1)[-1]) from None
             if self.normalization is not None:
                 x = self.normalization(x)
+            if self.resize is not None:
+                x = resize_batch(x, self.image_size())
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, y.long()
+
+    def image_size(self) -> int:
+        """The shorter side of this epoch's training images (smaller than the data's under progressive resizing)."""
+        return _epoch_size(self.resize, self.epoch, self.epochs, self.full_size)
+
+
+def _epoch_size(resize: ProgressiveResize | None, epoch: int, epochs: int, full: int) -> int:
+    return full if resize is None else resize.size(epoch, epochs, full)
 
 
 def make_loader(ds: ArrayDataset | FileDataset, batch_size: int, *, train: bool,
                 augment: AugmentConfig | str | None = None, normalization: Normalization | None = None, seed: int = 0,
                 rank: int = 0, world_size: int = 1, num_workers: int = 0, channels_last: bool = False,
-                pca_basis: tuple[torch.Tensor, torch.Tensor] | None = None, device: torch.device | str | None = None):
+                pca_basis: tuple[torch.Tensor, torch.Tensor] | None = None, device: torch.device | str | None = None,
+                resize: ProgressiveResize | None = None, epochs: int = 1):
     """The right loader for ``ds``: shuffled, augmented and drop_last when ``train``; plain order otherwise.
+
+    ``resize`` (training only) is progressive resizing over ``epochs`` epochs: see cnnlab.data.progressive.
 
     ``pca_basis`` defaults to the colour basis of ``ds`` itself when PCA lighting is on.
     ``device`` (in-memory data only) moves the whole dataset there once and builds batches on it.
@@ -211,7 +234,7 @@ def make_loader(ds: ArrayDataset | FileDataset, batch_size: int, *, train: bool,
             pick = torch.linspace(0, len(ds) - 1, min(len(ds), PCA_FILE_SAMPLE)).round().long().tolist()
             pca_basis = pca_lighting_basis(torch.stack([ds[i][0] for i in pick]))
     common = dict(shuffle=train, drop_last=train, normalization=normalization, seed=seed, rank=rank,
-                  world_size=world_size, channels_last=channels_last)
+                  world_size=world_size, channels_last=channels_last, resize=resize if train else None, epochs=epochs)
     if isinstance(ds, ArrayDataset):
         aug = BatchAugment(cfg, pca_basis) if cfg.enabled else None
         return InMemoryLoader(ds, batch_size, augment=aug, device=device, **common)

@@ -35,6 +35,7 @@ class TrainConfig:
     limit_test: int | None = None
     skip_bad: bool = False
     augment: str = "none"
+    progressive_resize: str = "none"  # MIN:FRACTION: train at MIN px first, growing to full size over FRACTION of the epochs
     normalize: str = "channel"  # channel | image | none
     # optimization
     epochs: int = 10
@@ -113,6 +114,9 @@ class TrainConfig:
             raise bad("precision", f"choose one of {', '.join(PRECISIONS)}")
         if self.eval_tta not in ("none", "flip"):
             raise bad("eval_tta", "choose none or flip")
+        from cnnlab.data.progressive import parse_progressive
+
+        parse_progressive(self.progressive_resize)
         if self.warmup_epochs >= self.epochs and self.warmup_epochs > 0:
             raise bad("warmup_epochs", f"must be shorter than --epochs {self.epochs}")
         return self

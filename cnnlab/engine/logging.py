@@ -10,7 +10,7 @@ from typing import Any
 from cnnlab.engine.checkpoint import atomic_write_bytes, atomic_write_json
 
 CSV_FIELDS = ["epoch", "step", "train_loss", "train_acc", "val_loss", "val_acc", "val_top5", "lr",
-              "epoch_seconds", "train_seconds", "images_per_s", "skipped_batches"]
+              "epoch_seconds", "train_seconds", "images_per_s", "skipped_batches", "train_size"]
 
 
 class RunLogger:

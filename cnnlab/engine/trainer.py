@@ -166,7 +166,10 @@ class Trainer:
         if self.lbfgs:
             return self._lbfgs_epoch()
         skip = self.step_in_epoch
-        bar = tqdm(total=len(loader), initial=skip, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", unit="batch",
+        desc = f"epoch {self.epoch + 1}/{cfg.epochs}"
+        if getattr(loader, "resize", None) is not None:
+            desc += f" @{loader.image_size()}px"  # progressive resizing
+        bar = tqdm(total=len(loader), initial=skip, desc=desc, unit="batch",
                    disable=cfg.quiet or not self.dist.is_main, dynamic_ncols=True, leave=True)
         loss_sum, correct, seen, t_epoch = 0.0, 0, 0, time.perf_counter()
         t_step = t_epoch  # training time counts loading and augmenting each batch, not evaluation
@@ -219,6 +222,8 @@ class Trainer:
                     return False
         self._epoch_stats = {"train_loss": loss_sum / max(1, seen), "train_acc": correct / max(1, seen) if correct or seen else None,
                              "epoch_seconds": time.perf_counter() - t_epoch, "images": seen}
+        if getattr(loader, "resize", None) is not None:
+            self._epoch_stats["train_size"] = loader.image_size()  # progressive resizing: this epoch's image size
         return True
 
     def _lbfgs_epoch(self) -> bool:
@@ -307,7 +312,7 @@ class Trainer:
                 "lr": self.optimizer.param_groups[0]["lr"], "epoch_seconds": s.get("epoch_seconds"),
                 "train_seconds": self.train_seconds,
                 "images_per_s": s.get("images", 0) * self.dist.world_size / max(1e-9, s.get("epoch_seconds", 0) or 1e-9),
-                "skipped_batches": self.skipped}
+                "skipped_batches": self.skipped, "train_size": s.get("train_size")}
 
     def _result(self, status: str) -> TrainResult:
         last = self.logger.rows[-1] if self.logger.rows else {}

@@ -131,6 +131,7 @@ def _train(cfg: TrainConfig, resume, device: torch.device, dist: DistInfo):
     from cnnlab.data.augment import BatchAugment, parse_augment, pca_lighting_basis
     from cnnlab.data.loaders import make_loader
     from cnnlab.data.normalize import compute_normalization
+    from cnnlab.data.progressive import check_model_accepts, parse_progressive
 
     data = load_data(cfg)
     if data.skipped and dist.is_main:
@@ -144,9 +145,12 @@ def _train(cfg: TrainConfig, resume, device: torch.device, dist: DistInfo):
         model = model.to(memory_format=torch.channels_last)
     augment = parse_augment(cfg.augment)
     pca = pca_lighting_basis(data.train.images) if augment.pca_lighting and hasattr(data.train, "images") else None
+    resize = parse_progressive(cfg.progressive_resize)
+    if resize is not None:
+        check_model_accepts(model, data.in_chans, data.img_size, resize.min_size, cfg.model, cfg.progressive_resize, device)
     train_loader = make_loader(data.train, cfg.batch_size, train=True, augment=augment, normalization=normalization,
                                seed=cfg.seed, rank=dist.rank, world_size=dist.world_size, num_workers=cfg.num_workers,
-                               channels_last=cfg.channels_last, pca_basis=pca)
+                               channels_last=cfg.channels_last, pca_basis=pca, resize=resize, epochs=cfg.epochs)
     eval_split = data.val if data.val is not None else data.test
     eval_loader = None
     if eval_split is not None:

@@ -135,3 +135,9 @@ def test_peaks_measure_the_runs_precision_too():
     assert set(fp32) == {"fp32"} and fp32["fp32"] > 0
     both = common.peaks("bf16", sizes=(64,), repeat=1)
     assert set(both) == {"fp32", "bf16"} and all(math.isfinite(v) and v > 0 for v in both.values())
+
+
+def test_epoch_sizes_follow_the_progressive_schedule():
+    assert common.epoch_sizes("none", 3, (28, 28)) == [(28, 28)] * 3
+    assert common.epoch_sizes("16:0.5", 4, (28, 28)) == [(16, 16), (22, 22), (28, 28), (28, 28)]
+    assert common.epoch_sizes("10:1", 2, (20, 40)) == [(10, 20), (15, 30)]  # the shorter side, aspect kept

@@ -46,6 +46,7 @@ def test_tiny_harness_run_writes_the_documented_report(tmp_path, capsys):
     assert RUN_FIELDS <= set(run) and VS_FIELDS <= set(run["vs_baseline"])
     assert run["recipe"] == "fast" and run["epochs"] == 1 and len(run["curve"]) == 1
     assert run["peak_gflops"] > 0 and run["flops_per_image"] == 6 * run["macs_per_image"] > 0
+    assert run["progressive_resize"] == "none" and run["trained_flops_per_image"] == run["flops_per_image"]
     assert run["mfu"] == pytest.approx(run["achieved_gflops"] / run["peak_gflops"], rel=1e-4)
     assert run["step_mfu"] == pytest.approx(run["step"]["achieved_gflops"] / run["peak_gflops"], rel=1e-4)
     assert run["images_per_s"] == pytest.approx(300 // RECIPES["fast"]["batch_size"] * RECIPES["fast"]["batch_size"]
@@ -66,6 +67,28 @@ def test_tiny_harness_run_writes_the_documented_report(tmp_path, capsys):
     # without a baseline the table says so with dashes
     report = dict(report, baseline_summary=None, summaries=[{k: v for k, v in summary.items() if k != "vs_baseline"}])
     assert "baseline (PyTorch" not in speed.render_markdown(report)
+
+
+@needs_fashion_mnist
+def test_progressive_resizing_counts_each_epoch_at_its_size(tmp_path, capsys, monkeypatch):
+    """A recipe with progressive resizing: the end-to-end MFU counts the FLOPs of the smaller images it trained on,
+    the step MFU those of the full-size batch it times."""
+    from cnnlab.models.summary import count_macs
+    from cnnlab.models.registry import create_model
+
+    recipe = dict(RECIPES["fast"], epochs=2, progressive_resize="16:0.5")
+    monkeypatch.setitem(RECIPES, "fast", recipe)
+    report = speed.main(["--recipes", "fast", "--target", "fast=0.5", "--seeds", "1", "--limit", "300", "--no-baseline",
+                         "--threads", "1", *QUICK])
+    capsys.readouterr()
+    (run,) = report["runs"]
+    model = create_model(recipe["model"], num_classes=10, in_chans=1, **recipe["model_kwargs"])
+    macs16, macs28 = count_macs(model, (1, 16, 16)), count_macs(model, (1, 28, 28))
+    assert run["progressive_resize"] == "16:0.5" and run["flops_per_image"] == 6 * macs28
+    assert run["trained_flops_per_image"] == 6 * round((macs16 + macs28) / 2)  # epoch 1 at 16 px, epoch 2 at 28 px
+    assert run["mfu"] == pytest.approx(run["images_per_s"] * run["trained_flops_per_image"] / 1e9 / run["peak_gflops"],
+                                       rel=1e-4)
+    assert run["step_mfu"] == pytest.approx(run["step"]["achieved_gflops"] / run["peak_gflops"], rel=1e-4)
 
 
 @needs_fashion_mnist
