@@ -63,7 +63,7 @@ OPTIONS: list[tuple[str, str, object, str]] = [
     ("--snapshots", "snapshots", bool, "keep a checkpoint of every epoch (for `cnnlab ensemble`)"),
     ("--tta", "eval_tta", str, "test-time augmentation of every evaluation (per epoch and final): none or flip"),
     ("--out", "out", str, "run folder (default: runs/<task>-<model>-<time>)"),
-    ("--recipe", "recipe", str, "named recipe: fast (about 2 minutes) or best (about 20 minutes)"),
+    ("--recipe", "recipe", str, "named recipe: fast (about 2 minutes: 93.6%% on Fashion-MNIST) or best (under 20 minutes: 94.9%%)"),
     ("--quiet", "quiet", bool, "no progress bars"),
 ]
 
