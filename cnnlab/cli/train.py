@@ -26,7 +26,7 @@ OPTIONS: list[tuple[str, str, object, str]] = [
     ("--limit-test", "limit_test", int, "use at most N validation/test images"),
     ("--skip-bad", "skip_bad", bool, "skip unreadable images (counted in the log) instead of stopping"),
     ("--augment", "augment", str, "none, flip-crop, standard, alexnet, or e.g. 'hflip,crop=4,scale=0.35-1,jitter=0.4,pca=0.1,rotate=10,shear=5'"),
-    ("--progressive-resize", "progressive_resize", str, "MIN:FRACTION, e.g. 16:0.5: train the first epochs on MIN-pixel images, growing linearly to full size over FRACTION of the epochs (models with global pooling); none"),
+    ("--progressive-resize", "progressive_resize", str, "MIN:FRACTION, e.g. 16:0.5: train the first epochs on MIN-pixel images, growing linearly to full size over FRACTION of the epochs (models with global pooling); default none"),
     ("--normalize", "normalize", str, "channel (per-channel mean/std), image (mean image) or none"),
     ("--epochs", "epochs", int, "number of passes over the training set"),
     ("--batch-size", "batch_size", int, "images per step"),
