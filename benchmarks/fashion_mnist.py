@@ -27,7 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-from cnnlab.engine.config import TrainConfig  # noqa: E402
+from cnnlab.tasks.classify import ClassifyConfig as TrainConfig  # noqa: E402
 from cnnlab.engine.recipes import recipe  # noqa: E402
 
 
@@ -46,7 +46,8 @@ def build_config(args: argparse.Namespace, out: Path) -> TrainConfig:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from cnnlab.tasks.classify_pipeline import build_model, load_data, train_classifier
+    from cnnlab.engine.pipeline import train as train_classifier
+    from cnnlab.tasks.classify import setup
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -64,9 +65,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             shutil.rmtree(root, ignore_errors=True)
     peak = max(peak_before, common.matmul_peak_gflops(args.peak_sizes))
     cfg = cfg.resolved()
-    data = load_data(cfg)
-    input_size = (data.in_chans, *data.img_size)
-    macs = common.forward_macs(build_model(cfg, len(data.classes), data.in_chans, data.img_size[0]), input_size)
+    task, data = setup(cfg)
+    input_size = (data.meta["in_chans"], *data.meta["img_size"])
+    macs = common.forward_macs(task.build_model(cfg, data), input_size)
     flops = common.training_flops(macs)
     train_s = sum(r["epoch_seconds"] for r in rows)
     ips = sum(r["images_per_s"] * r["epoch_seconds"] for r in rows) / train_s

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import baseline as base  # noqa: E402
 import common  # noqa: E402
 
-from cnnlab.engine.config import TrainConfig  # noqa: E402
+from cnnlab.tasks.classify import ClassifyConfig as TrainConfig  # noqa: E402
 from cnnlab.engine.recipes import RECIPES  # noqa: E402
 
 CHANCE = 0.1  # ten classes: the accuracy at 0 seconds for the equal-time rule
@@ -70,15 +70,15 @@ def step_benchmark(cfg: TrainConfig, data, args: argparse.Namespace) -> dict[str
     fixed normalized batch of training images, with the model built exactly as the run builds it."""
     from cnnlab.data.normalize import compute_normalization
     from cnnlab.engine.optim import EMA, build_optimizer
-    from cnnlab.tasks.classify import ClassificationTask
-    from cnnlab.tasks.classify_pipeline import build_model
+    from cnnlab.tasks.classify import setup
 
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg, len(data.classes), data.in_chans, data.img_size[0])
+    task, _ = setup(cfg)
+    task.meta.update(data.meta)
+    model = task.build_model(cfg, data)
     memory = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory)
     optimizer = build_optimizer(model, cfg)
-    task = ClassificationTask(len(data.classes), label_smoothing=cfg.label_smoothing)
     ema = EMA(model, cfg.ema) if cfg.ema > 0 else None
     net = torch.compile(model) if cfg.compile else model
     idx = torch.arange(cfg.batch_size) % len(data.train)
@@ -92,7 +92,7 @@ def step_benchmark(cfg: TrainConfig, data, args: argparse.Namespace) -> dict[str
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):  # as the Trainer runs the step
-            loss = task.training_step(net, (x, y))["loss"]
+            loss = task.training_step(net, {"images": x, "labels": y})["loss"]
         loss.backward()
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -105,7 +105,8 @@ def step_benchmark(cfg: TrainConfig, data, args: argparse.Namespace) -> dict[str
 
 
 def run_recipe(name: str, seed: int, target: float | None, args: argparse.Namespace, runs_root: Path) -> dict[str, Any]:
-    from cnnlab.tasks.classify_pipeline import build_model, load_data, train_classifier
+    from cnnlab.engine.pipeline import train as train_classifier
+    from cnnlab.tasks.classify import setup
 
     cfg = recipe_config(name, seed, args, runs_root / f"{name}-seed{seed}")
     peak_before = common.peaks(cfg.precision, args.peak_sizes, args.peak_repeat)
@@ -122,14 +123,14 @@ def run_recipe(name: str, seed: int, target: float | None, args: argparse.Namesp
     train_s = curve[-1][0]
     images = sum(r["images_per_s"] * r["epoch_seconds"] for r in rows)  # drop_last: what was trained on
     cfg = cfg.resolved()
-    data = load_data(cfg)
-    input_size = (data.in_chans, *data.img_size)
-    model = build_model(cfg, len(data.classes), data.in_chans, data.img_size[0])
+    task, data = setup(cfg)
+    input_size = (data.meta["in_chans"], *data.meta["img_size"])
+    model = task.build_model(cfg, data)
     macs = common.forward_macs(model, input_size)
     flops = common.training_flops(macs)  # per image at full size: what the step benchmark runs
     # under progressive resizing the early epochs train on smaller, cheaper images: count each epoch at its size
-    sizes = common.epoch_sizes(cfg.progressive_resize, cfg.epochs, data.img_size)
-    macs_at = {s: common.forward_macs(model, (data.in_chans, *s)) for s in set(sizes)}
+    sizes = common.epoch_sizes(cfg.progressive_resize, cfg.epochs, tuple(data.meta["img_size"]))
+    macs_at = {s: common.forward_macs(model, (data.meta["in_chans"], *s)) for s in set(sizes)}
     trained_flops = common.training_flops(round(sum(macs_at[s] for s in sizes) / len(sizes)))
     step = step_benchmark(cfg, data, args)
     peak_after = common.peaks(cfg.precision, args.peak_sizes, args.peak_repeat)

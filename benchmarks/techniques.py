@@ -32,7 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-from cnnlab.engine.config import TrainConfig  # noqa: E402
+from cnnlab.tasks.classify import ClassifyConfig as TrainConfig  # noqa: E402
 from cnnlab.engine.recipes import RECIPES  # noqa: E402
 
 # (name, what changes) for the step part; each entry is applied alone on top of the recipe
@@ -151,7 +151,7 @@ def run_step_part(recipe_name: str, args: argparse.Namespace) -> list[dict[str, 
 
 # ---------------------------------------------------------------- train part
 def train_variant(recipe_name: str, change: dict[str, Any], seed: int, args: argparse.Namespace, out: Path) -> dict[str, Any]:
-    from cnnlab.tasks.classify_pipeline import train_classifier
+    from cnnlab.engine.pipeline import train as train_classifier
 
     fields = dict(RECIPES[recipe_name], **resolve_change(RECIPES[recipe_name], change))
     epochs = max(1, round(fields.get("epochs", TrainConfig.epochs) * args.epochs_scale))

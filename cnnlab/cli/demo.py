@@ -28,18 +28,18 @@ def run_demo(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from cnnlab.engine.checkpoint import atomic_write_bytes
-    from cnnlab.engine.config import TrainConfig
+    from cnnlab.engine.pipeline import train
     from cnnlab.engine.recipes import recipe
-    from cnnlab.tasks.classify_pipeline import train_classifier
+    from cnnlab.tasks.classify import ClassifyConfig
 
     values = recipe("fast")
     if args.epochs:
         values["epochs"] = args.epochs
     out = args.out or str(Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}")
-    cfg = TrainConfig(task="classify", data="fashion-mnist-or-digits", data_root=args.data_root, recipe="fast",
+    cfg = ClassifyConfig(task="classify", data="fashion-mnist-or-digits", data_root=args.data_root, recipe="fast",
                       out=out, quiet=args.quiet, **values)
     t0 = time.perf_counter()
-    run_dir, result, summary = train_classifier(cfg)
+    run_dir, result, summary = train(cfg)
     if result.status != "finished":
         return 130
     acc = summary.get("test_acc")

@@ -1,111 +1,218 @@
-"""`cnnlab evaluate`, `cnnlab predict`, `cnnlab ensemble`: use a finished run folder."""
+"""`cnnlab evaluate`, `cnnlab predict`, `cnnlab ensemble`: use a finished run folder of any task."""
 
 from __future__ import annotations
 
 import argparse
+import glob
 import json
+import os
+from pathlib import Path
+
+from cnnlab.errors import ConfigError, DataError
 
 EVAL_EXAMPLES = """examples:
   cnnlab evaluate runs/classify-lenet5-20261123-120000
   cnnlab evaluate RUN_DIR --tta flip            average over each image and its mirror
   cnnlab evaluate RUN_DIR --tta ten-crop        AlexNet's 10 crops
-  cnnlab evaluate RUN_DIR --data ~/photos/test  another folder with the same class subfolders"""
+  cnnlab evaluate RUN_DIR --data ~/photos/test  another folder with the same class subfolders, evaluated whole"""
 
 PREDICT_EXAMPLES = """examples:
   cnnlab predict runs/classify-lenet5-20261123-120000 shoe.jpg shirt.png
-  cnnlab predict RUN_DIR photos/*.jpg --topk 3 --json"""
+  cnnlab predict RUN_DIR photos/ 'more/*.jpg' --topk 3 --json
+  cnnlab predict RUN_DIR photos/ --out predictions.csv
+  cnnlab predict --model mobilenet_v2 --weights imagenet coffee.jpg    ImageNet classes, no run folder
+  cnnlab predict runs/localize-x photo.png      boxes as JSON, drawings in predictions/"""
 
 ENSEMBLE_EXAMPLES = """examples:
   cnnlab ensemble runs/classify-a runs/classify-b runs/classify-c    average several runs
   cnnlab ensemble runs/classify-a                                    one run's --snapshots"""
 
+TTA = ["none", "flip", "ten-crop"]
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
-    p = sub.add_parser("evaluate", help="accuracy, top-5, per-class accuracy and confusion matrix of a run",
-                       description="Evaluate a run's best checkpoint on its test split (or --split).", epilog=EVAL_EXAMPLES, formatter_class=fmt)
+    p = sub.add_parser("evaluate", help="metrics of a run's checkpoint on a split (accuracy, IoU, PCK, ...)",
+                       description="Evaluate a run's best checkpoint on its test split (or --split), or on other data. "
+                                   "Plots go to RUN_DIR/evaluations/ (or --out), never over the training run's own.",
+                       epilog=EVAL_EXAMPLES, formatter_class=fmt)
     p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--tta", default="none", choices=["none", "flip", "ten-crop"], help="test-time augmentation")
-    p.add_argument("--split", default="test", choices=["test", "val", "train"])
-    p.add_argument("--checkpoint", default="best", choices=["best", "last"])
-    p.add_argument("--data", help="evaluate on other data with the same classes")
+    p.add_argument("--tta", choices=TTA, help="test-time augmentation (classification; default: the run's own setting)")
+    p.add_argument("--split", default="test", choices=["test", "val", "train"],
+                   help="split of the run's own data to evaluate (default: test)")
+    p.add_argument("--checkpoint", default="best", choices=["best", "last"],
+                   help="best (chosen on validation) or last (the latest epoch) (default: best)")
+    p.add_argument("--data", help="evaluate on other data with the same classes (a folder is evaluated whole)")
     p.add_argument("--data-root", help="folder of the IDX files")
+    p.add_argument("--out", help="folder for the evaluation's plots (default: RUN_DIR/evaluations/<split>-...)")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(func=run_evaluate)
 
-    p = sub.add_parser("predict", help="top-k classes of image files", description="Classify your own images with a run's best checkpoint.",
+    p = sub.add_parser("predict", help="predictions for image files (a run folder, or --model with --weights)",
+                       description="Predict with a run's best checkpoint, or with a pretrained model (--model, --weights). "
+                                   "IMAGE may be files, folders or glob patterns.",
                        epilog=PREDICT_EXAMPLES, formatter_class=fmt)
-    p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--topk", type=int, default=5)
-    p.add_argument("--tta", default="none", choices=["none", "flip", "ten-crop"])
-    p.add_argument("--json", action="store_true", help="print predictions as JSON lines")
+    p.add_argument("inputs", nargs="+", metavar="RUN_DIR|IMAGE", help="a run folder, then images (or only images with --model)")
+    p.add_argument("--model", help="a registered model with pretrained --weights instead of a run folder")
+    p.add_argument("--weights", help="with --model: imagenet, or a weights file")
+    p.add_argument("--topk", type=int, default=5, help="classes to show per image (default: 5)")
+    p.add_argument("--tta", choices=TTA, help="test-time augmentation (classification; default: the run's own setting)")
+    p.add_argument("--json", action="store_true", help="print one JSON object per image")
+    p.add_argument("--out", help="also write the predictions to a .csv or .jsonl file")
+    p.add_argument("--draw", metavar="DIR", default="predictions",
+                   help="folder for drawn predictions of tasks that draw (boxes, points) (default: predictions)")
     p.set_defaults(func=run_predict)
 
     p = sub.add_parser("ensemble", help="average the softmax outputs of several runs (or one run's snapshots)",
                        description="Evaluate each member and the ensemble of their averaged class probabilities.",
                        epilog=ENSEMBLE_EXAMPLES, formatter_class=fmt)
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
-    p.add_argument("--tta", default="none", choices=["none", "flip", "ten-crop"])
-    p.add_argument("--split", default="test", choices=["test", "val"])
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--tta", choices=TTA, help="test-time augmentation of every member (default: the first run's setting)")
+    p.add_argument("--split", default="test", choices=["test", "val"], help="split to evaluate (default: test)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(func=run_ensemble)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from cnnlab.engine.evaluate import evaluate_run, evaluation_folder
 
-    from cnnlab.engine import plots
-    from cnnlab.tasks.classify_eval import evaluate_run
+    m, info, task = evaluate_run(args.run_dir, split=args.split, which=args.checkpoint, data=args.data,
+                                 data_root=args.data_root, tta=args.tta)
+    scalars = {k: v for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    name = f"{args.split if not args.data else 'data'}-{args.checkpoint}" + (f"-tta_{info['tta']}" if info.get("tta") else "")
+    folder = evaluation_folder(args.run_dir, args.out, name)
+    plots = task.evaluation_plots(m, folder) if hasattr(task, "evaluation_plots") else []
+    from cnnlab.engine.checkpoint import atomic_write_json
 
-    m, meta = evaluate_run(args.run_dir, tta=args.tta, which=args.checkpoint, split=args.split, data=args.data, data_root=args.data_root)
-    classes = meta["classes"]
-    out = Path(args.run_dir) / "plots" / f"confusion-{args.split}-{args.tta}.png"
-    out.parent.mkdir(exist_ok=True)
-    plots.plot_confusion(m["confusion"], classes, out)
-    topk = next(k for k in m if k.startswith("top"))
+    atomic_write_json(folder / "metrics.json", dict(info, **scalars))
     if args.json:
-        print(json.dumps({"acc": m["acc"], topk: m[topk], "loss": m["loss"], "count": m["count"], "tta": args.tta,
-                          "per_class_acc": dict(zip(classes, m["per_class_acc"])), "confusion": m["confusion"]}))
+        print(json.dumps(dict(info, **{k: v for k, v in m.items() if k != "confusion"})))
         return 0
-    print(f"{args.split} images: {m['count']}   tta: {args.tta}")
-    print(f"top-1 accuracy: {m['acc']:.4f}   {topk} accuracy: {m[topk]:.4f}   loss: {m['loss']:.4f}")
-    print("per-class accuracy:")
-    width = max(len(c) for c in classes)
-    for c, a in zip(classes, m["per_class_acc"]):
-        print(f"  {c:<{width}}  {a:.4f}")
-    k = len(classes)
-    if k <= 20:
-        print("confusion matrix (rows: true, columns: predicted):")
-        for i, row in enumerate(m["confusion"]):
-            print(f"  {classes[i][:width]:<{width}} " + " ".join(f"{v:5d}" for v in row))
-    print(f"confusion plot: {out}")
+    print(f"split: {info['split']} ({info['images']} images)   checkpoint: {info['checkpoint']}"
+          + (f"   tta: {info['tta']}" if info.get("tta") else ""))
+    print("   ".join(f"{k}: {v:.4f}" for k, v in scalars.items() if k != "count"))
+    if hasattr(task, "print_details"):
+        task.print_details(m)
+    for path in plots:
+        print(f"plot: {path}")
+    print(f"metrics: {folder / 'metrics.json'}")
     return 0
+
+
+def expand_images(patterns: list[str]) -> list[str]:
+    """Files, folders (their image files, sorted) and glob patterns -> image paths; one line for what matches nothing."""
+    from cnnlab.data.images import is_image_file
+
+    paths: list[str] = []
+    for item in patterns:
+        if os.path.isdir(item):
+            found = sorted(str(p) for p in Path(item).rglob("*") if p.is_file() and is_image_file(p.name))
+            if not found:
+                raise DataError(f"{item}: a folder with no image files (.png, .jpg, ...)")
+            paths += found
+        elif any(c in item for c in "*?["):
+            found = sorted(glob.glob(item, recursive=True))
+            if not found:
+                raise DataError(f"{item}: no file matches this pattern")
+            paths += found
+        else:
+            paths.append(item)
+    return paths
 
 
 def run_predict(args: argparse.Namespace) -> int:
     import torch
 
-    from cnnlab.engine.checkpoint import load_run
-    from cnnlab.errors import ConfigError
-    from cnnlab.tasks.classify_eval import prepare_image, tta_probs
-
     if args.topk < 1:
         raise ConfigError(f"--topk {args.topk}: must be at least 1")
-    model, meta = load_run(args.run_dir)
-    if meta.get("on_features"):
-        raise ConfigError(f"{args.run_dir} is a softmax head on features; predict with the run the features came from")
-    classes = meta["classes"]
-    for path in args.images:
-        x = prepare_image(path, meta)[None]  # (1, C, H, W)
+    if args.model:
+        return _predict_pretrained(args)
+    if args.weights:
+        raise ConfigError("--weights goes with --model (e.g. --model mobilenet_v2 --weights imagenet); a run folder has its own")
+    if len(args.inputs) < 2:
+        raise ConfigError("give a run folder and at least one image: cnnlab predict RUN_DIR IMAGE [...]")
+    from cnnlab.engine.evaluate import load_task
+
+    run_dir, images = args.inputs[0], expand_images(args.inputs[1:])
+    task, model, meta, _ = load_task(run_dir)
+    if args.tta and hasattr(task.cfg, "eval_tta"):
+        task.cfg.eval_tta = args.tta
+    rows = []
+    for path in images:
+        x, original = task.prepare(path)
         with torch.no_grad():
-            probs = tta_probs(model, x, args.tta)[0]
-        p, idx = probs.topk(min(args.topk, len(classes)))
-        if args.json:
-            print(json.dumps({"image": path, "top": [{"class": classes[i], "prob": round(float(q), 6)} for q, i in zip(p, idx)]}))
-        else:
-            print(f"{path}: " + ", ".join(f"{classes[i]} {float(q):.3f}" for q, i in zip(p, idx)))
+            kwargs = {"topk": args.topk} if task.name == "classify" else {}
+            pred = task.predict(model, x[None], [original], **kwargs)[0]
+        row = {"image": path, **pred}
+        if hasattr(task, "draw") and task.name != "classify":
+            out = Path(args.draw) / (Path(path).stem + ".png")
+            out.parent.mkdir(parents=True, exist_ok=True)
+            task.draw(original, pred, out)
+            row["drawing"] = str(out)
+        rows.append(row)
+        _print_row(row, args.json)
+    _write_rows(rows, args.out)
     return 0
+
+
+def _predict_pretrained(args: argparse.Namespace) -> int:
+    import torch
+
+    from cnnlab.data.images import load_image
+    from cnnlab.models import create_model
+    from cnnlab.models.pretrained import pretrained_meta, imagenet_preprocess
+
+    if not args.weights:
+        raise ConfigError(f"--model {args.model} needs --weights (imagenet, or a weights file)")
+    info = pretrained_meta(args.model, args.weights)
+    classes = info["classes"]
+    model = create_model(args.model, num_classes=len(classes), weights=args.weights).eval()
+    rows = []
+    for path in expand_images(args.inputs):
+        x = imagenet_preprocess(load_image(path, channels=3))[None]  # (1, 3, 224, 224)
+        with torch.no_grad():
+            probs = model(x).softmax(1)[0]
+        p, idx = probs.topk(min(args.topk, len(classes)))
+        row = {"image": path, "top": [{"class": classes[int(i)], "prob": round(float(q), 6)} for q, i in zip(p, idx)]}
+        rows.append(row)
+        _print_row(row, args.json)
+    _write_rows(rows, args.out)
+    return 0
+
+
+def _print_row(row: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(row))
+    elif "top" in row:
+        print(f"{row['image']}: " + ", ".join(f"{t['class']} {t['prob']:.3f}" for t in row["top"]))
+    else:
+        print(json.dumps(row))
+
+
+def _write_rows(rows: list[dict], out: str | None) -> None:
+    if not out:
+        return
+    from cnnlab.engine.checkpoint import atomic_write_bytes
+
+    if out.endswith(".csv"):
+        import csv
+        import io
+
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["image", "rank", "class", "prob"] if "top" in rows[0] else ["image", "prediction"])
+        for r in rows:
+            if "top" in r:
+                for k, t in enumerate(r["top"], 1):
+                    w.writerow([r["image"], k, t["class"], t["prob"]])
+            else:
+                w.writerow([r["image"], json.dumps({k: v for k, v in r.items() if k != "image"})])
+        atomic_write_bytes(out, buf.getvalue().encode())
+    elif out.endswith((".jsonl", ".json")):
+        atomic_write_bytes(out, "".join(json.dumps(r) + "\n" for r in rows).encode())
+    else:
+        raise ConfigError(f"--out {out}: end it in .csv or .jsonl")
+    print(f"wrote {out}")
 
 
 def run_ensemble(args: argparse.Namespace) -> int:
@@ -119,6 +226,6 @@ def run_ensemble(args: argparse.Namespace) -> int:
     for m in r["members"]:
         print(f"  {m['member']:<{width}}  {args.split} accuracy {m['acc']:.4f}")
     best = max(m["acc"] for m in r["members"])
-    print(f"ensemble of {len(r['members'])}: {args.split} accuracy {r['ensemble_acc']:.4f} "
+    print(f"ensemble of {len(r['members'])} (tta {r['tta']}): {args.split} accuracy {r['ensemble_acc']:.4f} "
           f"(best member {best:.4f}, {r['ensemble_acc'] - best:+.4f})")
     return 0

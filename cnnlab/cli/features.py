@@ -27,36 +27,35 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_features(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from cnnlab.data.loaders import make_loader
-    from cnnlab.engine.checkpoint import load_run
-    from cnnlab.engine.features import extract_features, save_features
-    from cnnlab.engine.run import read_config
+    from cnnlab.engine.evaluate import load_task
     from cnnlab.errors import ConfigError
-    from cnnlab.tasks.classify_eval import normalization_of
-    from cnnlab.tasks.classify_pipeline import load_data
+    from cnnlab.tasks.classify_features import extract_features, save_features
 
     out = Path(args.out)
     if (out / "features.safetensors").exists():
         raise ConfigError(f"--out {out} already holds features; choose a new folder")
-    model, meta = load_run(args.run_dir)
-    cfg = read_config(args.run_dir)
-    cfg.data = args.data or cfg.data
-    cfg.data_root = args.data_root or (None if args.data else cfg.data_root)
-    cfg.channels, cfg.limit, cfg.skip_bad = meta["in_chans"], args.limit, args.skip_bad
-    cfg.img_size = meta["img_size"][0]
+    task, model, meta, _ = load_task(args.run_dir)
+    if task.name != "classify" or meta.get("on_features"):
+        raise ConfigError(f"{args.run_dir}: features come from an image classifier run")
+    cfg = task.cfg
+    changes = dict(channels=meta["in_chans"], img_size=meta["img_size"][0], limit=args.limit, skip_bad=args.skip_bad)
+    if args.data:
+        changes.update(data=args.data, data_root=args.data_root)
     if args.val_fraction is not None:
-        cfg.val_fraction = args.val_fraction
-    data = load_data(cfg)
-    norm = normalization_of(meta)
+        changes["val_fraction"] = args.val_fraction
+    import dataclasses
+
+    cfg = dataclasses.replace(cfg, **changes)
+    data = task.build_data(cfg)
     splits = {}
     for name in ("train", "val", "test"):
         ds = getattr(data, name)
         if ds is not None:
-            loader = make_loader(ds, 256, train=False, normalization=norm)
+            loader = task.eval_loader(cfg, data, ds)
             splits[name] = extract_features(model, loader, next(model.parameters()).device, desc=f"{name} features")
     out.mkdir(parents=True, exist_ok=True)
     dim = splits["train"][0].shape[1]
-    save_features(out, splits, {"source_run": str(args.run_dir), "model": meta["model"], "classes": list(data.classes),
+    save_features(out, splits, {"source_run": str(args.run_dir), "model": meta["model"], "classes": list(meta["classes"]),
                                 "feature_dim": dim, "data_source": data.source})
     print(f"wrote {out / 'features.safetensors'}: " + ", ".join(f"{k} {len(v[1])}x{dim}" for k, v in splits.items()))
     return 0

@@ -26,7 +26,7 @@ from cnnlab.data.normalize import Normalization
 from cnnlab.data.progressive import ProgressiveResize, resize_batch
 from cnnlab.errors import ConfigError, DataError
 
-Batch = tuple[torch.Tensor, torch.Tensor]
+Batch = dict[str, torch.Tensor]
 PCA_FILE_SAMPLE = 256  # images decoded to estimate the PCA lighting basis of a FileDataset
 
 
@@ -119,7 +119,7 @@ class InMemoryLoader:
                 x = resize_batch(x, self.image_size())
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            yield x, self.labels.index_select(0, j)
+            yield {"images": x, "labels": self.labels.index_select(0, j)}
 
     def image_size(self) -> int:
         """The shorter side of this epoch's training images (smaller than the data's under progressive resizing)."""
@@ -203,11 +203,106 @@ class FileLoader:
                 x = resize_batch(x, self.image_size())
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            yield x, y.long()
+            yield {"images": x, "labels": y.long()}
 
     def image_size(self) -> int:
         """The shorter side of this epoch's training images (smaller than the data's under progressive resizing)."""
         return _epoch_size(self.resize, self.epoch, self.epochs, self.full_size)
+
+
+class _SeededItems(Dataset):
+    """Items of a dict dataset drawn under a per-(seed, epoch, index) torch seed, so random transforms replay exactly."""
+
+    def __init__(self, ds, random: bool):
+        self.ds, self.random = ds, random
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, key: tuple[int, int]):
+        i, seed = key
+        if not self.random:
+            return self.ds[i]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self.ds[i]
+
+
+def collate_dicts(items: list[dict]) -> dict:
+    """Stack each key's tensors when their shapes agree (images, boxes of one object), else keep a list
+    (detection's images and targets); numbers become tensors, anything else a list."""
+    out: dict = {}
+    for key in items[0]:
+        values = [it[key] for it in items]
+        first = values[0]
+        if isinstance(first, torch.Tensor) and all(isinstance(v, torch.Tensor) and v.shape == first.shape for v in values):
+            out[key] = torch.stack(values)
+        elif isinstance(first, (int, float)) and not isinstance(first, bool):
+            out[key] = torch.tensor(values)
+        else:
+            out[key] = values
+    return out
+
+
+class DictLoader:
+    """Mini-batches of a map-style dataset of dict items, in an order that is a pure function of (seed, epoch).
+
+    ``iter_from(b)`` resumes mid-epoch at batch ``b``; items are made under a seed of (seed, epoch,
+    index), so random augmentations inside the dataset replay exactly after a resume.
+    """
+
+    def __init__(self, ds, batch_size: int, *, shuffle: bool, drop_last: bool = False, seed: int = 0, rank: int = 0,
+                 world_size: int = 1, collate=None, num_workers: int = 0):
+        _check(batch_size, rank, world_size)
+        self.ds, self.batch_size, self.shuffle, self.seed = ds, batch_size, shuffle, seed
+        self.rank, self.world_size, self.epoch = rank, world_size, 0
+        self.drop_last = drop_last
+        self.n_shard = len(self._indices())
+        self._len = _num_batches(self.n_shard, batch_size, drop_last)
+        self.collate = collate or collate_dicts
+        self.dataloader_kwargs = dict(num_workers=num_workers)
+        self.items = _SeededItems(ds, random=shuffle)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _indices(self) -> torch.Tensor:
+        return shard_indices(len(self.ds), shuffle=self.shuffle, seed=self.seed, epoch=self.epoch, rank=self.rank,
+                             world_size=self.world_size, pad=self.shuffle)
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __iter__(self):
+        return self.iter_from(0)
+
+    def iter_from(self, start: int):
+        idx = self._indices().tolist()
+        base = mix_seed(self.seed, self.epoch, self.rank)
+        keys = [(i, (base + i * 0x9E3779B97F4A7C15) % (1 << 63)) for i in idx]
+        batches = [keys[b * self.batch_size:(b + 1) * self.batch_size] for b in range(start, len(self))]
+        loader = DataLoader(_ListDataset(batches, self.items), batch_size=None, collate_fn=self.collate_batch,
+                            **self.dataloader_kwargs)
+        try:
+            yield from loader
+        except DataError as e:  # from a worker the message is a whole traceback: keep its last line
+            raise DataError(str(e).strip().splitlines()[-1].split("DataError: ", 1)[-1]) from None
+
+    def collate_batch(self, items: list) -> dict:
+        return self.collate(items)
+
+
+class _ListDataset(Dataset):
+    """Batch b of an epoch: the list of its items (so workers build whole batches)."""
+
+    def __init__(self, batches: list[list[tuple[int, int]]], items: _SeededItems):
+        self.batches, self.items = batches, items
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, b: int) -> list:
+        return [self.items[k] for k in self.batches[b]]
 
 
 def _epoch_size(resize: ProgressiveResize | None, epoch: int, epochs: int, full: int) -> int:

@@ -25,22 +25,42 @@ _TENSOR = "__tensor__"
 _TUPLE = "__tuple__"
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_umask()  # run files follow the user's umask (mkstemp alone gives 0600)
+
+
 # --------------------------------------------------------------------------- atomic writes
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise CheckpointError(f"cannot write in {path.parent} ({_first_line(e)}); choose a writable --out") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise CheckpointError(f"cannot write {path} ({_first_line(e)}); free disk space or choose another --out") from None
         raise
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:200] if text else type(e).__name__
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
@@ -49,15 +69,22 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
 
 def atomic_save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise CheckpointError(f"cannot write in {path.parent} ({_first_line(e)}); choose a writable --out") from None
     os.close(fd)
     try:
         # safetensors refuses shared or non-contiguous storage: give it plain copies.
         plain = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
-        save_file(plain, tmp, metadata=metadata)
+        try:
+            save_file(plain, tmp, metadata=metadata)
+        except (SafetensorError, OSError) as e:
+            raise CheckpointError(f"cannot write {path} ({_first_line(e)}); free disk space or choose another --out") from None
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -180,6 +207,21 @@ def save_model_checkpoint(path: str | Path, weights: dict[str, torch.Tensor], me
     atomic_write_json(path.with_suffix(".json"), meta)
 
 
+def load_weights_into(model: torch.nn.Module, weights: dict[str, torch.Tensor], path: str | Path) -> None:
+    """load_state_dict with one line naming the file when the tensors do not fit the model."""
+    own = model.state_dict()
+    for k, v in weights.items():
+        if k in own and own[k].shape != v.shape:
+            raise CheckpointError(f"{path}: tensor {k!r} has shape {tuple(v.shape)} but the model expects "
+                                  f"{tuple(own[k].shape)}; the checkpoint does not belong to this run's model")
+    missing = [k for k in own if k not in weights and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in weights if k not in own]
+    if missing or unexpected:
+        what = f"lacks {missing[0]!r}" if missing else f"has unexpected {unexpected[0]!r}"
+        raise CheckpointError(f"{path} {what}; the checkpoint does not belong to this run's model")
+    model.load_state_dict(weights, strict=False)
+
+
 def find_checkpoint(run_dir: str | Path, which: str = "best") -> Path:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -194,19 +236,158 @@ def find_checkpoint(run_dir: str | Path, which: str = "best") -> Path:
 
 
 def load_run(run_dir: str | Path, which: str = "best", device: str | torch.device = "cpu"):
-    """Rebuild the model of a run folder with its weights; returns (model in eval mode, metadata dict)."""
-    from cnnlab.models import create_model
+    """Rebuild the model of a run folder (any task) with its weights: (model in eval mode, metadata)."""
+    from cnnlab.engine.evaluate import load_run as _load_run
 
-    ckpt = find_checkpoint(run_dir, which)
-    meta = read_json(ckpt.with_suffix(".json"))
+    return _load_run(run_dir, which, device)
+
+
+# --------------------------------------------------------------------------- generations and the run lock
+GENERATIONS = ".ckpt"  # run_dir/.ckpt/gen-<tag>/ holds one complete set; run_dir/checkpoints links to the newest
+CARRY = ("best.safetensors", "best.json", "snapshot-epoch*")  # files a generation keeps from the previous one
+
+
+class CheckpointStore:
+    """Checkpoint generations committed by one rename.
+
+    Every save writes a whole set (training state, last, best, snapshots) into a fresh folder
+    ``.ckpt/gen-<tag>.tmp``, hard-links the files it did not rewrite (best, snapshots) from the
+    current generation, renames the folder into place and then switches the ``checkpoints``
+    symlink to it with one ``os.replace``: a crash at any point leaves ``checkpoints/`` on one
+    complete, consistent generation. Unfinished and superseded generations are removed.
+    """
+
+    def __init__(self, run_dir: str | Path):
+        self.run_dir = Path(run_dir)
+        self.root = self.run_dir / GENERATIONS
+        self.link = self.run_dir / "checkpoints"
+
+    def current(self) -> Path | None:
+        return self.link if self.link.is_dir() else None
+
+    def cleanup(self) -> None:
+        """Remove unfinished (.tmp) and superseded generations; relink a generation the last crash left unlinked."""
+        import shutil
+
+        if not self.root.is_dir():
+            return
+        if not self.link.exists() and not self.link.is_symlink():
+            done = sorted(p for p in self.root.glob("gen-*") if p.is_dir() and not p.name.endswith(".tmp"))
+            if done:
+                self._switch(done[-1])
+        keep = self.link.resolve() if self.link.exists() else None
+        for p in self.root.iterdir():
+            if p.resolve() != keep:
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        for p in self.run_dir.glob(".checkpoints.*"):
+            p.unlink(missing_ok=True)
+
+    def write(self, tag: str, save) -> Path:
+        """Call ``save(folder)`` to fill a new generation, then commit it; returns the new generation's folder."""
+        import shutil
+
+        tmp = self.root / f"gen-{tag}.tmp"
+        final = self.root / f"gen-{tag}"
+        for p in (tmp, final):
+            if p.exists() and (not self.link.exists() or p.resolve() != self.link.resolve()):
+                shutil.rmtree(p)
+        try:
+            tmp.mkdir(parents=True)
+        except OSError as e:
+            raise CheckpointError(f"cannot write in {self.root} ({_first_line(e)}); choose a writable --out") from None
+        try:
+            save(tmp)
+            old = self.current()
+            if old is not None:
+                for pattern in CARRY:
+                    for f in old.glob(pattern):
+                        if not (tmp / f.name).exists():
+                            _link_or_copy(f, tmp / f.name)
+            _fsync_dir(tmp)
+            if final.exists():  # the same tag again (a re-save of the same step): keep the current one's name free
+                final = self.root / f"gen-{tag}-{os.getpid()}-{len(list(self.root.iterdir()))}"
+            os.replace(tmp, final)
+            self._switch(final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        for p in self.root.iterdir():  # superseded generations
+            if p != final and not p.name.endswith(".tmp"):
+                shutil.rmtree(p, ignore_errors=True)
+        return final
+
+    def _switch(self, target: Path) -> None:
+        if self.link.is_dir() and not self.link.is_symlink():  # a run folder from before generations: move it in
+            legacy = self.root / "gen-legacy"
+            self.root.mkdir(exist_ok=True)
+            os.replace(self.link, legacy)
+            if target == self.link:
+                target = legacy
+        new = self.run_dir / f".checkpoints.{os.getpid()}"
+        new.unlink(missing_ok=True)
+        os.symlink(os.path.relpath(target, self.run_dir), new)
+        os.replace(new, self.link)  # the commit
+        _fsync_dir(self.run_dir)
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    import shutil
+
     try:
-        model = create_model(meta["model"], num_classes=meta["num_classes"], in_chans=meta["in_chans"], **meta.get("model_kwargs", {}))
-    except KeyError as e:
-        raise CheckpointError(f"{ckpt.with_suffix('.json')} lacks {e}; the metadata is corrupt") from None
-    weights = load_tensors(ckpt)
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _fsync_dir(path: Path) -> None:
     try:
-        model.load_state_dict(weights)
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()[0]
-        raise CheckpointError(f"{ckpt} does not fit model {meta['model']!r}: {first}") from None
-    return model.to(device).eval(), meta
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class RunLock:
+    """An exclusive lock on a run folder for the life of a training: a second writer gets one line."""
+
+    def __init__(self, run_dir: str | Path):
+        self.path = Path(run_dir) / ".lock"
+        self.fd: int | None = None
+
+    def acquire(self) -> "RunLock":
+        import fcntl
+
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+        except OSError as e:
+            raise CheckpointError(f"cannot write in {self.path.parent} ({_first_line(e)}); choose a writable --out") from None
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self.fd)
+            self.fd = None
+            holder = self.path.read_text().strip() if self.path.is_file() else "?"
+            raise CheckpointError(f"run folder {self.path.parent} is in use by another cnnlab process (pid {holder or '?'}); "
+                                  "wait for it to finish or choose another --out") from None
+        os.ftruncate(self.fd, 0)
+        os.write(self.fd, str(os.getpid()).encode())
+        return self
+
+    def release(self) -> None:
+        if self.fd is not None:
+            import fcntl
+
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()

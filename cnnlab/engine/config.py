@@ -1,12 +1,20 @@
-"""Training configuration: one dataclass; CLI flags map onto its fields; the resolved copy is saved.
+"""Training configuration: dataclasses whose fields are the command line.
 
-``None`` means "choose for me" and is resolved before training starts (for example the
-learning rate of the chosen optimizer), so ``config.json`` in a run folder shows what ran.
+Shared settings live in their own dataclasses: ``RunConfig`` (seed, device, run folder, ...),
+``OptimConfig`` (epochs, optimizer, schedule, ...) and ``TrainConfig`` (data, model, transfer
+learning) which joins them; each task's ``Config`` subclasses ``TrainConfig`` with its own fields.
+A field's metadata carries its flag help, group and numeric range (``opt``), so a new option is
+one edit: ``cnnlab train <task> --help`` and the validation are generated from it.
+
+``None`` means "choose for me" and is resolved before training starts (the learning rate of
+the chosen optimizer, the task's monitored metric), so ``config.json`` shows what ran.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,110 +23,137 @@ from cnnlab.errors import ConfigError
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "lbfgs")
 SCHEDULES = ("none", "step", "exp", "inv", "cosine", "onecycle")
 PRECISIONS = ("fp32", "bf16")
+INITS = ("default", "small", "xavier", "he", "lsuv")
 DEFAULT_LR = {"sgd": 0.1, "momentum": 0.05, "nesterov": 0.05, "adagrad": 0.01, "rmsprop": 1e-3,
               "adam": 2e-3, "adamw": 2e-3, "lbfgs": 1.0}
+GROUPS = ("data", "model", "optimization", "regularization", "run")
+
+
+def opt(default: Any = None, help: str = "", *, group: str = "run", flag: str | None = None,
+        choices: tuple | None = None, min: float | None = None, max: float | None = None,
+        min_open: bool = False, max_open: bool = False, factory: Any = None, cli: bool = True) -> Any:
+    """A config field with its command-line description.
+
+    ``min``/``max`` bound a number (``*_open``: the bound itself is excluded); every float must be finite.
+    """
+    meta = dict(help=help, group=group, flag=flag, choices=choices, min=min, max=max, min_open=min_open,
+                max_open=max_open, cli=cli)
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
-class TrainConfig:
-    # what to train
-    task: str = "classify"
-    data: str = "fashion-mnist"
-    data_root: str | None = None
-    model: str = "lenet5"
-    model_kwargs: dict[str, Any] = field(default_factory=dict)
-    # data handling
-    img_size: int | None = None
-    channels: int | None = None
-    val_fraction: float | None = None
-    limit: int | None = None
-    limit_test: int | None = None
-    skip_bad: bool = False
-    augment: str = "none"
-    progressive_resize: str = "none"  # MIN:FRACTION: train at MIN px first, growing to full size over FRACTION of the epochs
-    normalize: str = "channel"  # channel | image | none
-    # optimization
-    epochs: int = 10
-    batch_size: int = 64
-    optimizer: str = "nesterov"
-    lr: float | None = None
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    decay_norm_and_bias: bool = False  # L2 on batch-norm and bias parameters too
-    l1: float = 0.0
-    schedule: str = "cosine"
-    step_size: float = 3.0  # epochs between decays (step)
-    gamma: float = 0.1  # factor per step (step) or per epoch (exp)
-    decay_k: float = 0.5  # 1/t decay: lr / (1 + k * epoch)
-    warmup_epochs: float = 0.0
-    grad_clip: float | None = None
-    label_smoothing: float = 0.0
-    drop_rate: float = 0.0
-    init: str = "default"
-    init_std: float = 0.01
-    ema: float = 0.0  # exponential moving average of weights (decay per step), 0 = off
-    # transfer learning
-    weights: str | None = None
-    freeze: int = 0
-    on_features: str | None = None
-    # runtime
-    seed: int = 0
-    deterministic: bool = False
-    device: str = "auto"
-    channels_last: bool = False
-    precision: str = "fp32"  # fp32 | bf16: autocast of the training step's forward pass (weights, optimizer stay fp32)
-    compile: bool = False
-    threads: int | None = None
-    num_workers: int = 0
-    skip_nonfinite: bool = False
-    stop_after: int | None = None  # train this many epochs now, then stop resumably (the schedule spans `epochs`)
-    snapshots: bool = False  # keep a checkpoint of every epoch (for snapshot ensembles)
-    eval_tta: str = "none"  # none | flip: test-time augmentation of every evaluation (per epoch and final)
-    out: str | None = None
-    recipe: str | None = None
-    quiet: bool = False
-    tensorboard: bool = True
+class RunConfig:
+    """How and where a run executes."""
+
+    seed: int = opt(0, "random seed (runs are seeded by default)", min=0)
+    deterministic: bool = opt(False, "bit-exact runs (deterministic algorithms)")
+    device: str = opt("auto", "auto, cpu, cuda, cuda:N")
+    channels_last: bool = opt(False, "channels_last memory format")
+    precision: str = opt("fp32", "fp32, or bf16: the training forward in bfloat16 autocast (fast on CPUs with "
+                         "AVX-512 BF16/AMX and on GPUs); evaluation stays fp32", choices=PRECISIONS)
+    compile: bool = opt(False, "torch.compile the model")
+    threads: int | None = opt(None, "CPU threads for torch (default: torch's choice)", min=1)
+    num_workers: int = opt(0, "data-loading processes (image folders too big for memory)", min=0)
+    skip_nonfinite: bool = opt(False, "skip batches whose loss is NaN/inf instead of stopping")
+    stop_after: int | None = opt(None, "train this many epochs now, then stop resumably (the schedule still spans --epochs)", min=1)
+    snapshots: bool = opt(False, "keep a checkpoint of every epoch (for `cnnlab ensemble`)")
+    monitor: str | None = opt(None, "validation metric that picks the best checkpoint (default: the task's)")
+    mode: str | None = opt(None, "max or min: whether a larger --monitor is better (default: the task's)",
+                           choices=("max", "min"))
+    out: str | None = opt(None, "run folder (default: runs/<task>-<model>-<time>)")
+    quiet: bool = opt(False, "no progress bars")
+    tensorboard: bool = opt(True, "write TensorBoard event files", flag="--no-tensorboard")
+
+
+@dataclass
+class OptimConfig:
+    """The optimizer, its schedule and the penalties of the loss."""
+
+    epochs: int = opt(10, "number of passes over the training set", group="optimization", min=1)
+    batch_size: int = opt(64, "images per step", group="optimization", min=1)
+    optimizer: str = opt("nesterov", "sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw, lbfgs (full batch)",
+                         group="optimization", choices=OPTIMIZERS)
+    lr: float | None = opt(None, "peak learning rate (default depends on the optimizer)", group="optimization",
+                           min=0, min_open=True)
+    momentum: float = opt(0.9, "momentum for momentum/nesterov", group="optimization", min=0, max=1, max_open=True)
+    schedule: str = opt("cosine", "none, step, exp, inv (1/t), cosine, onecycle", group="optimization", choices=SCHEDULES)
+    step_size: float = opt(3.0, "epochs between decays for --schedule step", group="optimization", min=0, min_open=True)
+    gamma: float = opt(0.1, "decay factor for step (per step) and exp (per epoch)", group="optimization",
+                       min=0, max=1, min_open=True)
+    decay_k: float = opt(0.5, "k of the 1/t schedule: lr / (1 + k * epoch)", group="optimization", min=0)
+    warmup_epochs: float = opt(0.0, "linear warm-up length in epochs", group="optimization", min=0)
+    grad_clip: float | None = opt(None, "clip the gradient norm to this value", group="optimization", min=0, min_open=True)
+    weight_decay: float = opt(5e-4, "L2 weight decay (not on biases and norm parameters)", group="regularization", min=0)
+    decay_norm_and_bias: bool = opt(False, "apply weight decay to biases and norm parameters too", group="regularization")
+    l1: float = opt(0.0, "L1 penalty on weights (with --weight-decay: elastic net)", group="regularization", min=0)
+    ema: float = opt(0.0, "keep an exponential moving average of the weights (decay per step, e.g. 0.999)",
+                     group="regularization", min=0, max=1, max_open=True)
+
+
+@dataclass
+class TrainConfig(RunConfig, OptimConfig):
+    """What every task trains: data, a registered model, and how it starts."""
+
+    task: str = opt("classify", "the task (set by `cnnlab train TASK`)", cli=False)
+    data: str = opt("fashion-mnist", "dataset name or folder", group="data")
+    data_root: str | None = opt(None, "folder of the IDX files (default: the Debian package's folder)", group="data")
+    img_size: int | None = opt(None, "resize images to this square size", group="data", min=1)
+    channels: int | None = opt(None, "1 (grey) or 3 (RGB); default: from the data", group="data", choices=(1, 3))
+    val_fraction: float | None = opt(None, "hold out this fraction of training images for validation (stratified, "
+                                     "fixed seed); 0 trains on everything and keeps the last epoch", group="data",
+                                     min=0, max=1, max_open=True)
+    limit: int | None = opt(None, "use at most N training images (quick runs)", group="data", min=1)
+    limit_test: int | None = opt(None, "use at most N validation/test images", group="data", min=1)
+    skip_bad: bool = opt(False, "skip unreadable images (counted in the log) instead of stopping", group="data")
+    model: str = opt("lenet5", "registered model name (see `cnnlab models`)", group="model")
+    model_kwargs: dict[str, Any] = opt(help="model constructor arguments (--model-arg KEY=VALUE)", group="model",
+                                       factory=dict, flag="--model-arg")
+    init: str = opt("default", "weight initialization: default, small, xavier, he, lsuv (data-dependent)",
+                    group="model", choices=INITS)
+    init_std: float = opt(0.01, "standard deviation for --init small", group="model", min=0, min_open=True)
+    weights: str | None = opt(None, "start from weights: a file (cnnlab checkpoint or torchvision state dict) or a "
+                              "name (imagenet)", group="model")
+    freeze: int = opt(0, "freeze the first N stages of the model (their batch norm too)", group="model", min=0)
+    drop_rate: float = opt(0.0, "dropout rate before the classifier", group="regularization", min=0, max=1, max_open=True)
 
     def validate(self) -> "TrainConfig":
-        def bad(name: str, rule: str) -> ConfigError:
-            return ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)!r}: {rule}")
-
-        if self.optimizer not in OPTIMIZERS:
-            raise bad("optimizer", f"unknown optimizer; choose one of {', '.join(OPTIMIZERS)}")
-        if self.schedule not in SCHEDULES:
-            raise bad("schedule", f"unknown schedule; choose one of {', '.join(SCHEDULES)}")
-        if self.epochs < 1:
-            raise bad("epochs", "must be at least 1")
-        if self.batch_size < 1:
-            raise bad("batch_size", "must be at least 1")
-        if self.lr is not None and not self.lr > 0:
-            raise bad("lr", "must be positive")
-        for name in ("weight_decay", "l1", "label_smoothing", "drop_rate", "warmup_epochs", "ema"):
-            if getattr(self, name) < 0:
-                raise bad(name, "must not be negative")
-        if not self.label_smoothing < 1:
-            raise bad("label_smoothing", "must be below 1")
-        if not self.drop_rate < 1:
-            raise bad("drop_rate", "must be below 1")
-        if not self.ema < 1:
-            raise bad("ema", "is a decay per step and must be below 1 (e.g. 0.999)")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise bad("grad_clip", "must be positive")
-        if self.stop_after is not None and self.stop_after < 1:
-            raise bad("stop_after", "must be at least 1")
-        if self.freeze < 0:
-            raise bad("freeze", "must not be negative")
-        if self.normalize not in ("channel", "image", "none"):
-            raise bad("normalize", "choose channel, image or none")
-        if self.precision not in PRECISIONS:
-            raise bad("precision", f"choose one of {', '.join(PRECISIONS)}")
-        if self.eval_tta not in ("none", "flip"):
-            raise bad("eval_tta", "choose none or flip")
-        from cnnlab.data.progressive import parse_progressive
-
-        parse_progressive(self.progressive_resize)
-        if self.warmup_epochs >= self.epochs and self.warmup_epochs > 0:
-            raise bad("warmup_epochs", f"must be shorter than --epochs {self.epochs}")
+        """Check every field against its type and metadata; the message names the flag and the rule."""
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value, meta = getattr(self, f.name), f.metadata
+            flag = flag_name(f)
+            if value is None:
+                continue
+            kind = base_type(hints[f.name])
+            if kind is bool:
+                if not isinstance(value, bool):
+                    raise ConfigError(f"{flag} {value!r}: must be true or false")
+                continue
+            if kind in (int, float):
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
+                    raise ConfigError(f"{flag} {value!r}: must be {'an integer' if kind is int else 'a number'}")
+                if not math.isfinite(value):
+                    raise ConfigError(f"{flag} {value!r}: must be a finite number")
+                lo, hi = meta.get("min"), meta.get("max")
+                if lo is not None and (value < lo or (meta.get("min_open") and value == lo)):
+                    raise ConfigError(f"{flag} {value!r}: must be {'above' if meta.get('min_open') else 'at least'} {lo}")
+                if hi is not None and (value > hi or (meta.get("max_open") and value == hi)):
+                    raise ConfigError(f"{flag} {value!r}: must be {'below' if meta.get('max_open') else 'at most'} {hi}")
+            elif kind is str and not isinstance(value, str):
+                raise ConfigError(f"{flag} {value!r}: must be a string")
+            elif kind is dict and not isinstance(value, dict):
+                raise ConfigError(f"{flag} {value!r}: must be KEY=VALUE pairs")
+            if meta.get("choices") and value not in meta["choices"]:
+                raise ConfigError(f"{flag} {value!r}: choose one of {', '.join(map(str, meta['choices']))}")
+        if self.optimizer == "nesterov" and self.momentum == 0:
+            raise ConfigError("--optimizer nesterov needs --momentum above 0 (e.g. 0.9); or use --optimizer sgd")
+        if self.warmup_epochs > 0 and self.warmup_epochs >= self.epochs:
+            raise ConfigError(f"--warmup-epochs {self.warmup_epochs}: must be shorter than --epochs {self.epochs}")
+        for key in self.model_kwargs:
+            if key in ("num_classes", "in_chans"):
+                raise ConfigError(f"--model-arg {key}=...: {key} comes from the data; drop it")
         return self
 
     def resolved(self) -> "TrainConfig":
@@ -131,6 +166,26 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any], source: str = "config") -> "TrainConfig":
+        """Rebuild from ``config.json``; unknown keys (older or other versions) are ignored, types are checked."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"{source}: must hold a JSON object of settings, found {type(d).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        try:
+            cfg = cls(**{k: v for k, v in d.items() if k in names})
+            return cfg.validate()
+        except ConfigError as e:
+            raise ConfigError(f"{source}: {e}") from None
+
+
+def base_type(hint: Any) -> Any:
+    """int for ``int | None``, dict for ``dict[str, Any]``, ..."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)) and len(args) == 1:
+        return base_type(args[0])
+    return origin or hint
+
+
+def flag_name(f: dataclasses.Field) -> str:
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")

@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.engine.checkpoint import atomic_write_bytes, atomic_write_json
+from cnnlab.errors import CheckpointError
 
-CSV_FIELDS = ["epoch", "step", "train_loss", "train_acc", "val_loss", "val_acc", "val_top5", "lr",
-              "epoch_seconds", "train_seconds", "images_per_s", "skipped_batches", "train_size"]
 
 
 class RunLogger:
@@ -32,19 +31,25 @@ class RunLogger:
         """Keep the rows of epochs already done (a resumed run rewrites later ones)."""
         if self.run_dir is None or not (self.run_dir / "metrics.csv").is_file():
             return
-        with open(self.run_dir / "metrics.csv", newline="") as f:
-            rows = list(csv.DictReader(f))
-        self.rows = [{k: _num(v) for k, v in r.items()} for r in rows if int(r["epoch"]) <= epochs_done]
+        path = self.run_dir / "metrics.csv"
+        try:
+            with open(path, newline="") as f:
+                rows = list(csv.DictReader(f))
+            self.rows = [{k: _num(v) for k, v in r.items() if k is not None} for r in rows if int(r["epoch"]) <= epochs_done]
+        except (KeyError, ValueError, TypeError, csv.Error, UnicodeDecodeError):
+            raise CheckpointError(f"{path} is not a cnnlab metrics file (a row without a whole 'epoch'); "
+                                  "restore it or delete it to start the log afresh") from None
 
     def log_epoch(self, row: dict[str, Any]) -> None:
         self.rows.append(row)
         if self.run_dir is None:
             return
+        fields = list(dict.fromkeys(k for r in self.rows for k in r))  # the union of logged keys, first seen first
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        writer = csv.DictWriter(buf, fieldnames=fields)
         writer.writeheader()
         for r in self.rows:
-            writer.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in CSV_FIELDS})
+            writer.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in fields})
         atomic_write_bytes(self.run_dir / "metrics.csv", buf.getvalue().encode())
         if self.tb is not None:
             for k, v in row.items():

@@ -8,23 +8,32 @@ from typing import Sequence
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.patches  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def plot_curves(rows: Sequence[dict], path: Path) -> None:
-    """Loss and accuracy per epoch, train and validation side by side."""
+def plot_curves(rows: Sequence[dict], path: Path, metric: str = "acc", val_split: str = "val") -> None:
+    """Loss and the monitored metric per epoch, the training split beside the validation split.
+
+    Epoch ticks are integers; the legend names each split (``val_split`` is what the val_* columns hold).
+    """
+    from matplotlib.ticker import MaxNLocator
+
     epochs = [r["epoch"] for r in rows]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    for key, label, ax in (("train_loss", "train", ax1), ("val_loss", "val", ax1), ("train_acc", "train", ax2), ("val_acc", "val", ax2)):
+    for key, label, ax in (("train_loss", "train", ax1), ("val_loss", val_split, ax1),
+                           (f"train_{metric}", "train", ax2), (f"val_{metric}", val_split, ax2)):
         ys = [r.get(key) for r in rows]
-        if any(y is not None for y in ys):
-            ax.plot(epochs, [np.nan if y is None else y for y in ys], marker="o", label=label)
+        if any(isinstance(y, (int, float)) for y in ys):
+            ax.plot(epochs, [y if isinstance(y, (int, float)) else np.nan for y in ys], marker="o", label=label)
     ax1.set(title="loss", xlabel="epoch")
-    ax2.set(title="accuracy", xlabel="epoch")
+    ax2.set(title=metric, xlabel="epoch")
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if ax.lines:
+            ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -76,6 +85,64 @@ def plot_predictions(images: np.ndarray, true: Sequence[int], pred: Sequence[int
             ax.imshow(np.transpose(img[:3], (1, 2, 0)))
         ok = pred[i] == true[i]
         ax.set_title(f"{classes[pred[i]]}\n({classes[true[i]]})", fontsize=7, color="black" if ok else "red")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _show(ax, img: np.ndarray) -> None:
+    """An image (C, H, W) uint8 on an axis, grey or RGB."""
+    if img.shape[0] == 1:
+        ax.imshow(img[0], cmap="gray", vmin=0, vmax=255)
+    else:
+        ax.imshow(np.transpose(img[:3], (1, 2, 0)))
+    ax.axis("off")
+
+
+def _rect(ax, box, color: str) -> None:
+    x1, y1, x2, y2 = [float(v) for v in box]
+    ax.add_patch(matplotlib.patches.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=color, linewidth=1.5))
+
+
+def draw_boxes(image, boxes: Sequence, labels: Sequence[str], path: Path, points: Sequence | None = None) -> None:
+    """One image (C, H, W) uint8 with boxes (xyxy pixels), their labels, and optional points (K, 2)."""
+    img = np.asarray(image)
+    h, w = img.shape[-2:]
+    fig, ax = plt.subplots(figsize=(max(3, w / 80), max(3, h / 80)))
+    _show(ax, img)
+    for box, label in zip(boxes, labels):
+        _rect(ax, box, "red")
+        ax.text(float(box[0]), float(box[1]), label, color="white", fontsize=8, va="bottom",
+                bbox=dict(facecolor="red", alpha=0.7, pad=1, edgecolor="none"))
+    if points is not None:
+        pts = np.asarray(points, dtype=float).reshape(-1, 2)
+        ax.scatter(pts[:, 0], pts[:, 1], c="red", s=18)
+        for k, (x, y) in enumerate(pts):
+            ax.text(x + 1, y - 1, str(k), color="yellow", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_box_grid(images: np.ndarray, true_boxes, pred_boxes, titles: Sequence[str], path: Path, cols: int = 6,
+                  true_points=None, pred_points=None) -> None:
+    """Grid of images (N, C, H, W) uint8 with true (green) and predicted (red) boxes and/or points (N, K, 2)."""
+    n = len(images)
+    rows = max(1, (n + cols - 1) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.9, rows * 2.1))
+    for i, ax in enumerate(np.atleast_1d(axes).ravel()):
+        ax.axis("off")
+        if i >= n:
+            continue
+        _show(ax, images[i])
+        if true_boxes is not None:
+            _rect(ax, true_boxes[i], "lime")
+            _rect(ax, pred_boxes[i], "red")
+        if true_points is not None:
+            t, p = np.asarray(true_points[i]), np.asarray(pred_points[i])
+            ax.scatter(t[:, 0], t[:, 1], c="lime", s=10)
+            ax.scatter(p[:, 0], p[:, 1], c="red", s=10, marker="x")
+        ax.set_title(titles[i], fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

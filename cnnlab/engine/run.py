@@ -58,11 +58,15 @@ def precision_note(precision: str, device: torch.device) -> str | None:
 
 
 def new_run_dir(cfg: TrainConfig) -> Path:
-    """The folder named by --out (which must be new or empty), else runs/<task>-<model>-<time>."""
+    """The folder named by --out (new, empty, or a failed start without checkpoints), else runs/<task>-<model>-<time>."""
     if cfg.out:
         path = Path(cfg.out)
-        if path.exists() and any(path.iterdir()):
-            raise ConfigError(f"--out {path} already holds files; choose a new folder or continue it with --resume {path}")
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"--out {path} is a file; choose a folder")
+        if path.is_dir() and _has_checkpoints(path):
+            raise ConfigError(f"--out {path} already holds a run; choose a new folder or continue it with --resume {path}")
+        if path.is_dir() and any(p.name not in REUSABLE for p in path.iterdir()):
+            raise ConfigError(f"--out {path} already holds other files; choose a new or empty folder")
     else:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         path = Path("runs") / f"{cfg.task}-{cfg.model}-{stamp}"
@@ -70,9 +74,22 @@ def new_run_dir(cfg: TrainConfig) -> Path:
         while path.exists():
             n += 1
             path = Path("runs") / f"{cfg.task}-{cfg.model}-{stamp}-{n}"
-    (path / "checkpoints").mkdir(parents=True, exist_ok=True)
-    (path / "plots").mkdir(exist_ok=True)
+    try:
+        (path / "plots").mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigError(f"--out {path}: a parent of it is a file; choose a folder") from None
+    except OSError as e:
+        raise ConfigError(f"--out {path}: cannot create it ({e.strerror}); choose a writable folder") from None
     return path
+
+
+# what a start that failed before its first checkpoint may leave: such a folder can be reused
+REUSABLE = {"config.json", "plots", "metrics.csv", "tensorboard", ".lock", ".ckpt", "checkpoints"}
+
+
+def _has_checkpoints(path: Path) -> bool:
+    ck = path / "checkpoints"
+    return ck.is_dir() and any(ck.glob("*.safetensors"))
 
 
 def write_config(run_dir: Path, cfg: TrainConfig) -> None:
@@ -80,10 +97,23 @@ def write_config(run_dir: Path, cfg: TrainConfig) -> None:
 
 
 def read_config(run_dir: str | Path) -> TrainConfig:
+    """The saved config of a run folder, as its task's Config (types and ranges checked)."""
+    from cnnlab.tasks import get_task
+
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise CheckpointError(f"run folder {run_dir} does not exist")
-    return TrainConfig.from_dict(read_json(run_dir / "config.json"))
+        raise CheckpointError(f"run folder {run_dir} does not exist; pass the folder printed by `cnnlab train`")
+    path = run_dir / "config.json"
+    d = read_json(path)
+    if not isinstance(d, dict):
+        raise CheckpointError(f"{path}: must hold a JSON object of settings, found {type(d).__name__}; the file is corrupt")
+    task = d.get("task", "classify")
+    if not isinstance(task, str):
+        raise CheckpointError(f"{path}: field 'task' must be a task name, found {task!r}")
+    try:
+        return get_task(task).Config.from_dict(d, source=str(path))
+    except ConfigError as e:
+        raise CheckpointError(str(e)) from None
 
 
 def versions() -> dict[str, str]:

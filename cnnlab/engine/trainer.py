@@ -28,7 +28,11 @@ from cnnlab.engine.config import TrainConfig
 from cnnlab.engine.distributed import DistInfo
 from cnnlab.engine.logging import RunLogger
 from cnnlab.engine.optim import EMA, build_optimizer, build_scheduler, weight_penalty
-from cnnlab.errors import TrainingError
+from cnnlab.engine.transfer import train_mode
+from cnnlab.errors import CheckpointError, TrainingError
+
+STATE_KEYS = ("epoch", "step_in_epoch", "global_step", "train_seconds", "skipped", "best_score", "best_metrics",
+              "optimizer", "scheduler_step", "rng_cpu")
 
 
 @dataclass
@@ -64,6 +68,8 @@ class Trainer:
         self.autocast_dtype = torch.bfloat16 if cfg.precision == "bf16" else None
         self.lbfgs = cfg.optimizer == "lbfgs"
         self.steps_per_epoch = 1 if self.lbfgs else len(train_loader)
+        if self.steps_per_epoch < 1:
+            raise TrainingError("the training split gives no batch; lower --batch-size or add training data")
         self.optimizer = build_optimizer(model, cfg)
         self.scheduler = build_scheduler(self.optimizer, cfg, self.steps_per_epoch)
         self.ema = EMA(model, cfg.ema) if cfg.ema > 0 else None
@@ -76,6 +82,12 @@ class Trainer:
         self.skipped = 0
         self.best_score = -math.inf
         self.best_metrics: dict[str, Any] = {}
+        self.monitor = cfg.monitor or task.monitor
+        self.mode = cfg.mode or task.mode
+        self.running: dict[str, float] = {}  # sums of the step's scalars over this epoch, times batch size
+        self.running_n = 0
+        self.epoch_seconds_so_far = 0.0
+        self.store = ckpt.CheckpointStore(self.run_dir) if self.run_dir is not None else None
         self.lr_trace: list[tuple[int, float]] = []
         self._stop = False
 
@@ -85,6 +97,8 @@ class Trainer:
             "epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
             "train_seconds": self.train_seconds, "skipped": self.skipped, "best_score": self.best_score,
             "best_metrics": _scalars(self.best_metrics), "lr_trace": [list(t) for t in self.lr_trace[-5000:]],
+            "running": {k: float(v) for k, v in self.running.items()}, "running_n": self.running_n,
+            "epoch_seconds_so_far": self.epoch_seconds_so_far,
             "optimizer": self.optimizer.state_dict(), "scheduler_step": self.scheduler.last_epoch,
             "ema": self.ema.state_dict() if self.ema else None,
             "rng_cpu": torch.get_rng_state(),
@@ -92,18 +106,34 @@ class Trainer:
         }
 
     def load_state(self, run_dir: Path) -> None:
-        """Restore weights and training state from a run folder's last checkpoint."""
-        state = ckpt.load_state(run_dir / "checkpoints" / "train_state")
-        raw = run_dir / "checkpoints" / ("last_raw.safetensors" if self.ema is not None else "last.safetensors")
+        """Restore weights and training state from a run folder's current checkpoint generation."""
+        folder = run_dir / "checkpoints"
+        state = ckpt.load_state(folder / "train_state")
+        if not isinstance(state, dict) or any(k not in state for k in STATE_KEYS):
+            missing = [k for k in STATE_KEYS if not isinstance(state, dict) or k not in state]
+            raise CheckpointError(f"{folder / 'train_state.json'} lacks {missing[0]!r}; the training state is corrupt "
+                                  "and the run cannot be resumed exactly")
+        last_meta = ckpt.read_json(folder / "last.json")
+        if (last_meta.get("step"), last_meta.get("epoch")) != (state["global_step"], state["epoch"]):
+            raise CheckpointError(f"{folder}: last.json is of step {last_meta.get('step')} but train_state.json of step "
+                                  f"{state['global_step']}; the checkpoint set is inconsistent and cannot be resumed")
+        raw = folder / ("last_raw.safetensors" if self.ema is not None else "last.safetensors")
         weights = ckpt.load_tensors(raw)  # with EMA, last.safetensors holds the averaged weights
-        self.model.load_state_dict(weights)
-        self.optimizer.load_state_dict(_fix_optimizer_state(state["optimizer"]))
+        ckpt.load_weights_into(self.model, weights, raw)
+        try:
+            self.optimizer.load_state_dict(_fix_optimizer_state(state["optimizer"]))
+        except (ValueError, KeyError, TypeError) as e:
+            raise CheckpointError(f"{folder / 'train_state.json'}: optimizer state does not fit this model and optimizer "
+                                  f"({e}); was the config edited?") from None
         self.scheduler.last_epoch = state["scheduler_step"]
         self.scheduler._last_lr = [g["lr"] for g in self.optimizer.param_groups]
         if self.ema is not None and state.get("ema") is not None:
             self.ema.load_state_dict(state["ema"])
         for k in ("epoch", "step_in_epoch", "global_step", "train_seconds", "skipped", "best_score", "best_metrics"):
-            setattr(self, k if k != "skipped" else "skipped", state[k])
+            setattr(self, k, state[k])
+        self.running = {k: float(v) for k, v in (state.get("running") or {}).items()}
+        self.running_n = state.get("running_n", 0)
+        self.epoch_seconds_so_far = state.get("epoch_seconds_so_far", 0.0)
         self.lr_trace = [tuple(t) for t in state.get("lr_trace", [])]
         torch.set_rng_state(state["rng_cpu"])
         if torch.cuda.is_available() and state.get("rng_cuda"):
@@ -111,22 +141,27 @@ class Trainer:
         self.logger.resume_from(self.epoch)
 
     def save(self, metrics: dict[str, Any], is_best: bool, interrupted: bool = False) -> None:
+        """Write one checkpoint generation (training state, last, best when it improved, snapshot) as a unit."""
         if self.run_dir is None:
             return
-        folder = self.run_dir / "checkpoints"
         weights = ckpt.model_state(self.model)
         eval_weights = self.ema.state_dict() if self.ema else weights
         meta = dict(self.meta, epoch=self.epoch, step=self.global_step, metrics=_scalars(metrics), interrupted=interrupted,
-                    ema=self.ema is not None)
-        # Order matters for crash safety: training state, then last, then best.
-        ckpt.save_state(folder / "train_state", self.state())
-        ckpt.save_model_checkpoint(folder / "last.safetensors", eval_weights, meta)
-        if self.ema is not None:
-            ckpt.atomic_save_tensors(folder / "last_raw.safetensors", weights)
-        if is_best:
-            ckpt.save_model_checkpoint(folder / "best.safetensors", eval_weights, meta)
-        if self.cfg.snapshots and not interrupted:
-            ckpt.save_model_checkpoint(folder / f"snapshot-epoch{self.epoch:03d}.safetensors", eval_weights, meta)
+                    ema=self.ema is not None, monitor=self.monitor, mode=self.mode)
+        if is_best and not all(torch.isfinite(v).all() for v in eval_weights.values() if v.is_floating_point()):
+            is_best = False  # never keep non-finite weights as the best
+
+        def write(folder: Path) -> None:
+            ckpt.save_state(folder / "train_state", self.state())
+            ckpt.save_model_checkpoint(folder / "last.safetensors", eval_weights, meta)
+            if self.ema is not None:
+                ckpt.atomic_save_tensors(folder / "last_raw.safetensors", weights)
+            if is_best:
+                ckpt.save_model_checkpoint(folder / "best.safetensors", eval_weights, dict(meta, best=True))
+            if self.cfg.snapshots and not interrupted:
+                ckpt.save_model_checkpoint(folder / f"snapshot-epoch{self.epoch:03d}.safetensors", eval_weights, meta)
+
+        self.store.write(f"e{self.epoch:04d}-s{self.global_step:09d}" + ("-i" if interrupted else ""), write)
 
     # ------------------------------------------------------------------ loop
     def fit(self) -> TrainResult:
@@ -143,12 +178,13 @@ class Trainer:
                 self._average_buffers()
                 metrics = self.evaluate(self.eval_loader) if self.eval_loader is not None else {}
                 row = self._row(metrics)
-                score = metrics.get("acc", -metrics.get("loss", math.inf)) if metrics else self.epoch
-                is_best = score > self.best_score
+                is_best = self._is_best(metrics)
                 if is_best:
-                    self.best_score, self.best_metrics = score, dict(metrics, epoch=self.epoch)
+                    self.best_score = self._score(metrics)
+                    self.best_metrics = dict(_scalars(metrics), epoch=self.epoch)
                 self.logger.log_epoch(row)
                 self.save(metrics, is_best)
+                self._print_epoch(row, is_best)
                 if self.on_epoch_end is not None:
                     self.on_epoch_end(self.epoch, metrics)
                 if self._stop or (self.epoch == session_end and self.epoch < self.cfg.epochs):
@@ -158,27 +194,60 @@ class Trainer:
             restore()
             self.logger.close()
 
+    def _score(self, metrics: dict[str, Any]) -> float:
+        """The monitored metric as a number where larger is better (-inf when absent or not finite)."""
+        if not metrics:
+            return float(self.epoch)  # no validation split: the last epoch is kept
+        v = metrics.get(self.monitor)
+        if not isinstance(v, (int, float)) or not math.isfinite(v):
+            return -math.inf
+        return float(v) if self.mode == "max" else -float(v)
+
+    def _is_best(self, metrics: dict[str, Any]) -> bool:
+        if metrics and self.monitor not in metrics:
+            names = ", ".join(k for k, v in metrics.items() if isinstance(v, (int, float)))
+            raise TrainingError(f"--monitor {self.monitor}: the {self.task.name} task's validation gives {names}; pick one of them")
+        return self._score(metrics) > self.best_score
+
+    def _print_epoch(self, row: dict[str, Any], is_best: bool) -> None:
+        """One line per epoch: train loss, validation loss and the monitored metric."""
+        if not self.dist.is_main or self.cfg.quiet:
+            return
+        parts = [f"epoch {self.epoch}/{self.cfg.epochs}", f"train_loss {_fmt(row.get('train_loss'))}"]
+        for key in dict.fromkeys(("loss", self.monitor)):
+            if row.get(f"val_{key}") is not None:
+                parts.append(f"val_{key} {_fmt(row[f'val_{key}'])}")
+        if row.get("val_loss") is None and self.eval_loader is None:
+            parts.append("(no validation split: the last epoch is kept)")
+        elif is_best:
+            parts.append("*best*")
+        tqdm.write("  ".join(parts))
+
     def _train_epoch(self) -> bool:
         """One epoch (or the rest of one after a resume); False if stopped by a signal."""
         cfg, loader = self.cfg, self.train_loader
-        self.net.train()
-        loader.set_epoch(self.epoch)
+        train_mode(self.net)
+        _set_epoch(loader, self.epoch)
         if self.lbfgs:
             return self._lbfgs_epoch()
         skip = self.step_in_epoch
+        if skip == 0:
+            self.running, self.running_n, self.epoch_seconds_so_far = {}, 0, 0.0
         desc = f"epoch {self.epoch + 1}/{cfg.epochs}"
         if getattr(loader, "resize", None) is not None:
             desc += f" @{loader.image_size()}px"  # progressive resizing
-        bar = tqdm(total=len(loader), initial=skip, desc=desc, unit="batch",
+        n_batches = len(loader)
+        bar = tqdm(total=n_batches, initial=skip, desc=desc, unit="batch",
                    disable=cfg.quiet or not self.dist.is_main, dynamic_ncols=True, leave=True)
-        loss_sum, correct, seen, t_epoch = 0.0, 0, 0, time.perf_counter()
+        t_epoch = time.perf_counter()
         t_step = t_epoch  # training time counts loading and augmenting each batch, not evaluation
+        seen_now = 0
         with bar:
             # After a mid-epoch resume, start at the interrupted step: the loader's batches are a pure
             # function of (seed, epoch, batch index), so the rest of the epoch is exactly the same.
             batches = loader.iter_from(skip) if hasattr(loader, "iter_from") else _skip(iter(loader), skip)
             for i, batch in enumerate(batches, start=skip):
-                batch = _to_device(batch, self.device)
+                batch = to_device(batch, self.device)
                 with self._autocast():
                     out = self.task.training_step(self.net, batch)
                 loss = out["loss"]
@@ -208,48 +277,57 @@ class Trainer:
                 now = time.perf_counter()
                 self.train_seconds += now - t_step
                 t_step = now
-                n = batch[1].shape[0] if isinstance(batch, (tuple, list)) else 1
-                loss_sum += loss.item() * n
-                seen += n
-                if "logits" in out:
-                    correct += int((out["logits"].argmax(1) == out["targets"]).sum())
+                n = self.task.batch_size(batch)
+                self._accumulate(out, n)
+                seen_now += n
                 bar.update(1)
-                if i % 10 == 0 or i + 1 == len(loader):
-                    bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.3f}",
-                                    lr=f"{self.optimizer.param_groups[0]['lr']:.3g}",
-                                    img_s=f"{seen / max(1e-9, time.perf_counter() - t_epoch):.0f}")
+                if i % 10 == 0 or i + 1 == n_batches:
+                    bar.set_postfix(self._postfix(seen_now / max(1e-9, time.perf_counter() - t_epoch)))
                 if self._stop:
+                    self.epoch_seconds_so_far += time.perf_counter() - t_epoch
                     return False
-        self._epoch_stats = {"train_loss": loss_sum / max(1, seen), "train_acc": correct / max(1, seen) if correct or seen else None,
-                             "epoch_seconds": time.perf_counter() - t_epoch, "images": seen}
+        self._epoch_stats = {f"train_{k}": v / max(1, self.running_n) for k, v in self.running.items()}
+        self._epoch_stats.update(epoch_seconds=self.epoch_seconds_so_far + time.perf_counter() - t_epoch,
+                                 images=self.running_n)
         if getattr(loader, "resize", None) is not None:
             self._epoch_stats["train_size"] = loader.image_size()  # progressive resizing: this epoch's image size
         return True
 
+    def _accumulate(self, out: dict[str, Any], n: int) -> None:
+        """Running sums of every 0-d tensor the step returned (weighted by the batch size)."""
+        for k, v in out.items():
+            if isinstance(v, torch.Tensor) and v.ndim == 0 and v.is_floating_point():
+                self.running[k] = self.running.get(k, 0.0) + float(v.detach()) * n
+        self.running_n += n
+
+    def _postfix(self, images_per_s: float) -> dict[str, str]:
+        n = max(1, self.running_n)
+        shown = {k: f"{self.running[k] / n:.4g}" for k in self.task.progress_keys if k in self.running}
+        return dict(shown, lr=f"{self.optimizer.param_groups[0]['lr']:.3g}", img_s=f"{images_per_s:.0f}")
+
     def _lbfgs_epoch(self) -> bool:
         """Full-batch L-BFGS: one optimizer step per epoch over the whole training set."""
         t0 = time.perf_counter()
-        n_total = sum(b[1].shape[0] for b in self.train_loader)
-        stats = {}
+        n_total = sum(self.task.batch_size(b) for b in self.train_loader)
 
         def closure():
             self.optimizer.zero_grad(set_to_none=True)
-            loss_sum, correct = 0.0, 0
+            self.running, self.running_n = {}, 0
+            loss_sum = 0.0
             for batch in self.train_loader:
-                batch = _to_device(batch, self.device)
+                batch = to_device(batch, self.device)
                 with self._autocast():
                     out = self.task.training_step(self.net, batch)
-                n = batch[1].shape[0]
+                n = self.task.batch_size(batch)
                 part = out["loss"] * (n / n_total)
                 penalty = weight_penalty(self.model, self.cfg.l1)
                 if penalty is not None:
                     part = part + penalty * (n / n_total)
                 part.backward()
                 loss_sum += part.item()
-                correct += int((out["logits"].argmax(1) == out["targets"]).sum())
+                self._accumulate(out, n)
             if not math.isfinite(loss_sum):
                 raise TrainingError(f"loss became {loss_sum} in L-BFGS epoch {self.epoch + 1}; lower --lr")
-            stats.update(train_loss=loss_sum, train_acc=correct / n_total)
             return torch.tensor(loss_sum)
 
         self.optimizer.step(closure)
@@ -257,7 +335,8 @@ class Trainer:
         self.scheduler.step()
         self.global_step += 1
         self.train_seconds += time.perf_counter() - t0
-        self._epoch_stats = dict(stats, epoch_seconds=time.perf_counter() - t0, images=n_total)
+        self._epoch_stats = {f"train_{k}": v / max(1, self.running_n) for k, v in self.running.items()}
+        self._epoch_stats.update(epoch_seconds=time.perf_counter() - t0, images=n_total)
         return not self._stop
 
     @torch.no_grad()
@@ -275,16 +354,15 @@ class Trainer:
             saved = {k: v.clone() for k, v in model.state_dict().items()}
             model.load_state_dict(weights)
         model.eval()
-        evaluator = self.task.metrics()
+        evaluator = self.task.evaluator()
         for batch in loader:
-            batch = _to_device(batch, self.device)
-            out = self.task.validation_step(model, batch)
-            evaluator.update(out["logits"], out["targets"], out.get("loss_sum", 0.0))
-        if sync and hasattr(evaluator, "sync"):
+            batch = to_device(batch, self.device)
+            evaluator.update(self.task.validation_step(model, batch))
+        if sync and self.dist.enabled:
             evaluator.sync()
         if saved is not None:
             model.load_state_dict(saved)
-        model.train()
+        train_mode(model)
         return evaluator.compute()
 
     # ------------------------------------------------------------------ helpers
@@ -306,13 +384,18 @@ class Trainer:
                 buf.div_(self.dist.world_size)
 
     def _row(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        """The epoch's metrics.csv row: train running means, every scalar validation metric (val_*), timing."""
         s = getattr(self, "_epoch_stats", {})
-        return {"epoch": self.epoch, "step": self.global_step, "train_loss": s.get("train_loss"), "train_acc": s.get("train_acc"),
-                "val_loss": metrics.get("loss"), "val_acc": metrics.get("acc"), "val_top5": metrics.get("top5"),
-                "lr": self.optimizer.param_groups[0]["lr"], "epoch_seconds": s.get("epoch_seconds"),
-                "train_seconds": self.train_seconds,
-                "images_per_s": s.get("images", 0) * self.dist.world_size / max(1e-9, s.get("epoch_seconds", 0) or 1e-9),
-                "skipped_batches": self.skipped, "train_size": s.get("train_size")}
+        row: dict[str, Any] = {"epoch": self.epoch, "step": self.global_step}
+        row.update({k: v for k, v in s.items() if k.startswith("train_") and k != "train_size"})
+        row.update({f"val_{k}": v for k, v in _scalars(metrics).items() if k != "count" and not isinstance(v, (str, bool))})
+        row.update(lr=self.optimizer.param_groups[0]["lr"], epoch_seconds=s.get("epoch_seconds"),
+                   train_seconds=self.train_seconds,
+                   images_per_s=s.get("images", 0) * self.dist.world_size / max(1e-9, s.get("epoch_seconds", 0) or 1e-9),
+                   skipped_batches=self.skipped)
+        if s.get("train_size") is not None:
+            row["train_size"] = s["train_size"]
+        return row
 
     def _result(self, status: str) -> TrainResult:
         last = self.logger.rows[-1] if self.logger.rows else {}
@@ -341,12 +424,27 @@ def _skip(batches, n: int):
             yield b
 
 
-def _to_device(batch: Any, device: torch.device) -> Any:
+def to_device(batch: Any, device: torch.device) -> Any:
+    """Move every tensor of a batch (dicts, lists and tuples of them, nested) to ``device``."""
     if isinstance(batch, torch.Tensor):
         return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
     if isinstance(batch, (tuple, list)):
-        return type(batch)(_to_device(b, device) for b in batch)
+        return type(batch)(to_device(b, device) for b in batch)
     return batch
+
+
+def _set_epoch(loader: Any, epoch: int) -> None:
+    """Loaders of cnnlab have set_epoch; a plain DataLoader's sampler may (DistributedSampler)."""
+    for obj in (loader, getattr(loader, "sampler", None), getattr(loader, "batch_sampler", None)):
+        if obj is not None and hasattr(obj, "set_epoch"):
+            obj.set_epoch(epoch)
+            return
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
 
 
 def _scalars(d: dict[str, Any]) -> dict[str, Any]:

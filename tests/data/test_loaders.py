@@ -8,6 +8,13 @@ from cnnlab.data.normalize import compute_normalization
 from cnnlab.errors import DataError
 
 
+def pairs(batches):
+    """(images, labels) of each dict batch."""
+    for b in batches:
+        assert set(b) == {"images", "labels"}
+        yield b["images"], b["labels"]
+
+
 def _ds(n=50, c=1, s=8):
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (n, c, s, s), dtype=torch.uint8, generator=g)
@@ -16,7 +23,7 @@ def _ds(n=50, c=1, s=8):
 
 
 def _ids(loader):
-    return [y for _, y in loader]
+    return [y for _, y in pairs(loader)]
 
 
 def test_eval_loader_is_plain_order_and_normalized():
@@ -25,11 +32,11 @@ def test_eval_loader_is_plain_order_and_normalized():
     loader = make_loader(ds, 16, train=False, normalization=norm)
     assert isinstance(loader, InMemoryLoader) and len(loader) == 4
     batches = list(loader)
-    assert [b[0].shape[0] for b in batches] == [16, 16, 16, 2]
-    x = torch.cat([b[0] for b in batches])
+    assert [b["images"].shape[0] for b in batches] == [16, 16, 16, 2]
+    x = torch.cat([b["images"] for b in batches])
     assert x.dtype == torch.float32
     torch.testing.assert_close(x, norm(ds.images.float() / 255))
-    assert torch.equal(torch.cat([b[1] for b in batches]), ds.labels)
+    assert torch.equal(torch.cat([b["labels"] for b in batches]), ds.labels)
 
 
 def test_train_loader_shuffles_deterministically_and_drops_last():
@@ -39,20 +46,20 @@ def test_train_loader_shuffles_deterministically_and_drops_last():
     assert len(a) == 3  # 50 // 16, last partial batch dropped
     b.set_epoch(0)
     xa, xb = list(a), list(b)
-    assert all(torch.equal(p[0], q[0]) and torch.equal(p[1], q[1]) for p, q in zip(xa, xb))
+    assert all(torch.equal(p["images"], q["images"]) and torch.equal(p["labels"], q["labels"]) for p, q in zip(xa, xb))
     a.set_epoch(1)
-    assert not torch.equal(torch.cat(_ids(a)), torch.cat([y for _, y in xb]))
+    assert not torch.equal(torch.cat(_ids(a)), torch.cat([y for _, y in pairs(xb)]))
     # epoch 3 straight away equals epoch 3 after iterating epochs 0..2 (exact resume)
     fresh = make_loader(ds, 16, train=True, augment="flip-crop", seed=1)
     fresh.set_epoch(3)
     for e in range(4):
         a.set_epoch(e)
         batches = list(a)
-    assert all(torch.equal(p[0], q[0]) for p, q in zip(batches, fresh))
-    assert all(torch.equal(p[0], q[0]) for p, q in zip(batches[1:], fresh.iter_from(1)))
+    assert all(torch.equal(p["images"], q["images"]) for p, q in zip(batches, fresh))
+    assert all(torch.equal(p["images"], q["images"]) for p, q in zip(batches[1:], fresh.iter_from(1)))
     # the order is a permutation of distinct images
     fresh.set_epoch(0)
-    ids = torch.cat([(x[:, 0, 0, 0] * 255).round().long() for x, _ in make_loader(ds, 10, train=True, seed=1)])
+    ids = torch.cat([(x[:, 0, 0, 0] * 255).round().long() for x, _ in pairs(make_loader(ds, 10, train=True, seed=1))])
     assert len(set(ids.tolist())) == 50
 
 
@@ -74,12 +81,12 @@ def test_shards_are_disjoint_and_cover_the_set():
         ld = make_loader(ds, 4, train=True, seed=5, rank=r, world_size=world)
         assert len(ld) == 3
         ev = make_loader(ds, 4, train=False, rank=r, world_size=world)
-        seen += torch.cat([(x[:, 0, 0, 0] * 255).round().long() for x, _ in ev]).tolist()
+        seen += torch.cat([(x[:, 0, 0, 0] * 255).round().long() for x, _ in pairs(ev)]).tolist()
     assert sorted(seen) == list(range(n))
 
 
 def test_channels_last():
-    x, _ = next(iter(make_loader(_ds(c=3), 8, train=False, channels_last=True)))
+    x, _ = next(pairs(make_loader(_ds(c=3), 8, train=False, channels_last=True)))
     assert x.is_contiguous(memory_format=torch.channels_last)
 
 
@@ -98,7 +105,7 @@ def test_file_loader_matches_in_memory(tmp_path, make_folder):
         f = make_loader(fds, 5, train=train, normalization=norm, seed=3)
         m = make_loader(mem, 5, train=train, normalization=norm, seed=3)
         assert len(f) == len(m)
-        for (xf, yf), (xm, ym) in zip(f, m):
+        for (xf, yf), (xm, ym) in zip(pairs(f), pairs(m)):
             torch.testing.assert_close(xf, xm)
             torch.testing.assert_close(yf, ym)
 
@@ -110,7 +117,7 @@ def test_file_loader_augmentation_is_reproducible(tmp_path, make_folder):
         ld = make_loader(fds, 4, train=True, augment=parse_augment("standard,pca=0.1"), seed=7)
         ld.set_epoch(2)
         torch.manual_seed(123)  # the global RNG must not matter ...
-        runs.append(torch.cat([x for x, _ in ld]))
+        runs.append(torch.cat([x for x, _ in pairs(ld)]))
     assert torch.equal(runs[0], runs[1])
     state = torch.get_rng_state()
     list(ld)
@@ -120,7 +127,7 @@ def test_file_loader_augmentation_is_reproducible(tmp_path, make_folder):
 @pytest.mark.parametrize("aug", ["none", "flip-crop", "standard", "alexnet", "digits"])
 def test_augmented_batches_have_the_right_shape(aug):
     ds = _ds(c=3)
-    x, y = next(iter(make_loader(ds, 8, train=True, augment=aug, normalization=compute_normalization(ds))))
+    x, y = next(pairs(make_loader(ds, 8, train=True, augment=aug, normalization=compute_normalization(ds))))
     assert x.shape == (8, 3, 8, 8) and y.shape == (8,) and torch.isfinite(x).all()
 
 
@@ -131,7 +138,7 @@ def test_file_loader_workers_give_the_same_batches(tmp_path, make_folder):
     b = make_loader(fds, 4, num_workers=2, **kw)
     a.set_epoch(1)
     b.set_epoch(1)
-    for (xa, ya), (xb, yb) in zip(a, b):
+    for (xa, ya), (xb, yb) in zip(pairs(a), pairs(b)):
         assert torch.equal(xa, xb) and torch.equal(ya, yb)
 
 
@@ -144,7 +151,7 @@ def test_in_memory_loader_on_a_device(device):
     cpu = make_loader(ds, 8, train=True, augment="standard,crop=2,pca=0.1", normalization=norm, seed=2)
     dev = make_loader(ds, 8, train=True, augment="standard,crop=2,pca=0.1", normalization=norm, seed=2, device=device)
     assert dev.images.device.type == device
-    for (xa, ya), (xb, yb) in zip(cpu, dev):
+    for (xa, ya), (xb, yb) in zip(pairs(cpu), pairs(dev)):
         assert xb.device.type == device and torch.equal(ya, yb.cpu())
         torch.testing.assert_close(xb.cpu(), xa, atol=1e-4, rtol=1e-4)
 

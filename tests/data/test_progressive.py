@@ -9,8 +9,15 @@ from cnnlab.data.loaders import make_loader
 from cnnlab.data.normalize import compute_normalization
 from cnnlab.data.progressive import (ProgressiveResize, check_model_accepts, parse_progressive, resize_batch,
                                      scaled_size)
-from cnnlab.engine.config import TrainConfig
+from cnnlab.tasks.classify import ClassifyConfig as TrainConfig
 from cnnlab.errors import ConfigError
+
+
+def pairs(batches):
+    """(images, labels) of each dict batch."""
+    for b in batches:
+        assert set(b) == {"images", "labels"}
+        yield b["images"], b["labels"]
 
 
 def test_parse_and_schedule():
@@ -63,14 +70,14 @@ def test_in_memory_loader_sizes_follow_the_epoch_and_eval_stays_full():
         train.set_epoch(epoch)
         plain.set_epoch(epoch)
         assert train.image_size() == size
-        for (x, y), (xp, yp) in zip(train, plain):
+        for (x, y), (xp, yp) in zip(pairs(train), pairs(plain)):
             assert x.shape[-2:] == (size, size) and torch.equal(y, yp)
             torch.testing.assert_close(x, resize_batch(xp, size))  # the same augmented batch, downscaled
     # resuming mid-epoch replays the same resized batches
     train.set_epoch(1)
-    torch.testing.assert_close(list(train.iter_from(2))[0][0], list(train)[2][0])
+    torch.testing.assert_close(list(train.iter_from(2))[0]["images"], list(train)[2]["images"])
     ev = make_loader(ds, 8, train=False, normalization=norm, resize=r, epochs=4)
-    assert all(x.shape[-2:] == (12, 12) for x, _ in ev)
+    assert all(x.shape[-2:] == (12, 12) for x, _ in pairs(ev))
 
 
 def test_file_loader_resizes_too(tmp_path, make_folder):
@@ -78,9 +85,9 @@ def test_file_loader_resizes_too(tmp_path, make_folder):
     paths = sorted(str(p) for p in tmp_path.glob("*/*.png"))
     fds = FileDataset(paths, torch.tensor([0 if "/a/" in p else 1 for p in paths]), ["a", "b"], 3, (8, 8))
     loader = make_loader(fds, 4, train=True, resize=ProgressiveResize(4, 0.5), epochs=2)
-    assert [x.shape[-2:] for x, _ in loader] == [(4, 4), (4, 4)]
+    assert [x.shape[-2:] for x, _ in pairs(loader)] == [(4, 4), (4, 4)]
     loader.set_epoch(1)
-    assert [x.shape[-2:] for x, _ in loader] == [(8, 8), (8, 8)]
+    assert [x.shape[-2:] for x, _ in pairs(loader)] == [(8, 8), (8, 8)]
 
 
 def test_models_without_global_pooling_are_refused_by_name():
@@ -96,7 +103,7 @@ def test_models_without_global_pooling_are_refused_by_name():
 def test_training_with_progressive_resizing_logs_the_sizes(tmp_path, idx_root):
     from cnnlab.engine.run import read_config
     from cnnlab.engine import checkpoint as ckpt
-    from cnnlab.tasks.classify_pipeline import train_classifier
+    from cnnlab.engine.pipeline import train as train_classifier
 
     root, _ = idx_root  # random 28x28 images: this checks the mechanics, not learning
     kw = dict(data="fashion-mnist", data_root=str(root), model="resnet9", model_kwargs={"width": 4}, epochs=4,

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from cnnlab.engine.config import TrainConfig
+from cnnlab.tasks.classify import ClassifyConfig as TrainConfig
 from cnnlab.engine.optim import EMA, build_optimizer, lr_multiplier, param_groups, weight_penalty
 from cnnlab.errors import ConfigError
 

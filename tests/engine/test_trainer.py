@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from cnnlab.engine import checkpoint as ckpt
-from cnnlab.engine.config import TrainConfig
+from cnnlab.tasks.classify import ClassifyConfig as TrainConfig
 from cnnlab.engine.run import read_config
 from cnnlab.engine.trainer import Trainer
 from cnnlab.errors import TrainingError
-from cnnlab.tasks.classify import ClassificationTask
-from cnnlab.tasks.classify_pipeline import train_classifier
+from cnnlab.tasks.classify import Classify
+from cnnlab.engine.pipeline import train as train_classifier
 
 
 def small_cfg(tmp_path, name="run", **kw):
@@ -64,7 +64,8 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
 class _Loader:
     def __init__(self, n_batches=6, bs=8):
         g = torch.Generator().manual_seed(0)
-        self.batches = [(torch.randn(bs, 1, 12, 12, generator=g), torch.randint(0, 3, (bs,), generator=g)) for _ in range(n_batches)]
+        self.batches = [{"images": torch.randn(bs, 1, 12, 12, generator=g), "labels": torch.randint(0, 3, (bs,), generator=g)}
+                        for _ in range(n_batches)]
 
     def set_epoch(self, epoch):
         pass
@@ -88,13 +89,19 @@ def _real_loader():
     return InMemoryLoader(ds, 8, shuffle=True, augment=BatchAugment(parse_augment("hflip,crop=2")), seed=3)
 
 
-def _trainer(tmp_path, task=None, real_loader=False, **kw):
+META = {"num_classes": 3, "classes": ["a", "b", "c"]}
+
+
+def _trainer(tmp_path, task_cls=Classify, real_loader=False, **kw):
     torch.manual_seed(0)
     kw.setdefault("lr", 0.05)
     cfg = TrainConfig(epochs=2, quiet=True, tensorboard=False, **kw).resolved()
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(144, 3))
     train = _real_loader() if real_loader else _Loader()
-    return Trainer(cfg, model, task or ClassificationTask(3), train, _Loader(2), tmp_path, {"model": "x"}, torch.device("cpu"))
+    task = task_cls(cfg, META)
+    t = Trainer(cfg, model, task, train, _Loader(2), tmp_path, {"model": "x"}, torch.device("cpu"))
+    t.task_instance = task
+    return t
 
 
 @pytest.mark.parametrize("real_loader", [False, True])
@@ -124,7 +131,7 @@ def test_interrupt_mid_epoch_then_resume_matches(tmp_path, real_loader):
         assert torch.equal(v, w), k
 
 
-class _NaNAtStep3(ClassificationTask):
+class _NaNAtStep3(Classify):
     calls = 0
 
     def training_step(self, model, batch):
@@ -137,14 +144,14 @@ class _NaNAtStep3(ClassificationTask):
 
 def test_nonfinite_loss_stops_naming_the_step(tmp_path):
     _NaNAtStep3.calls = 0
-    t = _trainer(tmp_path, task=_NaNAtStep3(3))
+    t = _trainer(tmp_path, task_cls=_NaNAtStep3)
     with pytest.raises(TrainingError, match="epoch 1, step 3"):
         t.fit()
 
 
 def test_nonfinite_batches_can_be_skipped(tmp_path):
     _NaNAtStep3.calls = 0
-    t = _trainer(tmp_path, task=_NaNAtStep3(3), skip_nonfinite=True)
+    t = _trainer(tmp_path, task_cls=_NaNAtStep3, skip_nonfinite=True)
     result = t.fit()
     assert result.status == "finished" and result.skipped_batches == 1
     assert all(torch.isfinite(p).all() for p in t.model.parameters())
@@ -159,29 +166,29 @@ def test_lbfgs_full_batch_reduces_the_loss(tmp_path):
     assert t.global_step == 2  # one L-BFGS step per epoch
 
 
-class _RecordDtypes(ClassificationTask):
+class _RecordDtypes(Classify):
     """Records the dtype of the logits each training and validation step computes."""
 
-    def __init__(self, n):
-        super().__init__(n)
-        self.train_dtypes, self.eval_dtypes = set(), set()
+    train_dtypes: set = set()
+    eval_dtypes: set = set()
 
     def training_step(self, model, batch):
         out = super().training_step(model, batch)
-        self.train_dtypes.add(out["logits"].dtype)
+        self.train_dtypes.add(model(batch["images"]).dtype)
         assert out["loss"].dtype == torch.float32  # the loss is computed in fp32 under autocast
         return out
 
     def validation_step(self, model, batch):
         out = super().validation_step(model, batch)
-        self.eval_dtypes.add(out["logits"].dtype)
+        self.eval_dtypes.add(model(batch["images"]).dtype)
         return out
 
 
 @pytest.mark.parametrize("precision,train_dtype", [("fp32", torch.float32), ("bf16", torch.bfloat16)])
 def test_precision_bf16_autocasts_the_training_forward_only(tmp_path, precision, train_dtype):
-    task = _RecordDtypes(3)
-    t = _trainer(tmp_path, task=task, precision=precision)
+    _RecordDtypes.train_dtypes, _RecordDtypes.eval_dtypes = set(), set()
+    task = _RecordDtypes
+    t = _trainer(tmp_path, task_cls=task, precision=precision)
     before = [p.detach().clone() for p in t.model.parameters()]
     t.fit()
     assert task.train_dtypes == {train_dtype}
