@@ -27,12 +27,16 @@ def init_and_load(model: nn.Module, cfg) -> None:
     if cfg.weights:
         from cnnlab.models.weights import load_weights
 
-        report = load_weights(model, resolve_weights(cfg.weights))
+        report = load_weights(model, resolve_weights(cfg.weights, cfg.model))
         print(f"loaded {cfg.weights}" + (" (new classifier head for this data's classes)" if report.get("head_reset") else ""))
 
 
-def resolve_weights(spec: str) -> str:
-    """A run folder stands for its best checkpoint; files and names (imagenet) pass through."""
+def resolve_weights(spec: str, model: str) -> str:
+    """A name (imagenet) resolves to its local file; a run folder stands for its best checkpoint; a file is itself."""
+    from cnnlab.models.pretrained import is_named, resolve_pretrained
+
+    if is_named(model, spec):
+        return str(resolve_pretrained(model, spec))
     path = Path(spec)
     if path.is_dir():
         from cnnlab.engine.checkpoint import find_checkpoint

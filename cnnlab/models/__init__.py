@@ -4,7 +4,8 @@ from cnnlab.models.registry import create_model, get_model_builder, list_models,
 
 # Importing a family module registers its models.
 from cnnlab.models import (  # noqa: F401,E402
-    alexnet, convnet, googlenet, lenet, linear, nin, preact_resnet, resnet, resnet9, resnet_cifar, resnext, vgg, wide_resnet,
+    alexnet, convnet, googlenet, lenet, linear, mobilenet, nin, preact_resnet, resnet, resnet9, resnet_cifar, resnext, vgg,
+    wide_resnet,
 )
 
 __all__ = ["create_model", "get_model_builder", "list_models", "register_model"]

@@ -91,9 +91,7 @@ class AlexNet(FCStackClassifier):
         if min(x.shape[-2:]) < self.min_input_size:
             raise ShapeError(f"AlexNet needs inputs of at least {self.min_input_size}x{self.min_input_size} pixels, "
                              f"got {tuple(x.shape[-2:])}; resize the images (e.g. --img-size 227)")
-        x = self.avgpool(self.features(x))  # (B, C5, 6, 6)
-        x = torch.flatten(x, 1)  # (B, C5*36)
-        return self.classifier[:-1](x)  # (B, 4096): FC7's output, the "CNN code"
+        return self.features(x)  # (B, C5, h, w): 6x6 at 227x227
 
     def stages(self) -> list[nn.Module]:
         """CONV1..CONV5 blocks, then FC6 and FC7 (each with its dropout and ReLU)."""

@@ -33,8 +33,7 @@ class SmallConvNet(Classifier):
         self.head = nn.Linear(cin, num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.features(x)  # (B, C, H/4, W/4)
-        return x.mean(dim=(2, 3))  # global average pool -> (B, C)
+        return self.features(x)  # (B, C, H/4, W/4)
 
     def stages(self) -> list[nn.Module]:
         """The conv stages in order (for --freeze N): [conv, conv], then [pool, conv, conv] per later stage."""

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from cnnlab.models.base import Backbone
 from cnnlab.models.registry import register_model
 
 
@@ -71,7 +72,7 @@ class InceptionAux(nn.Module):
         return self.fc2(x)  # (B, num_classes)
 
 
-class GoogLeNet(nn.Module):
+class GoogLeNet(Backbone):
     """Stem, nine Inception modules in three groups, global average pool, dropout, FC."""
 
     aux_loss_weight = 0.3
@@ -132,13 +133,14 @@ class GoogLeNet(nn.Module):
             aux.append(self.aux2(x))
         x = self.maxpool4(self.inception4e(x))  # (B, 832, H/32, W/32)
         x = self.inception5b(self.inception5a(x))  # (B, 1024, H/32, W/32)
-        return torch.flatten(self.avgpool(x), 1), aux  # (B, 1024)
+        return x, aux  # (B, 1024, H/32, W/32)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self._trunk(x, with_aux=False)[0]
 
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.dropout(x))
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = torch.flatten(self.avgpool(x), 1)  # (B, 1024)
+        return x if pre_logits else self.fc(self.dropout(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         """Logits; in training mode with ``aux_logits`` also the two auxiliary logits: (logits, [aux1, aux2])."""

@@ -56,7 +56,14 @@ class LeNet5(Classifier):
         if self.pad:
             p = self.pad // 2
             x = nn.functional.pad(x, (p, self.pad - p, p, self.pad - p))  # (B, C, 32, 32)
-        return self.features(x)  # (B, 84)
+        return self.features[:6](x)  # (B, c2, 5, 5): the conv trunk
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Flatten, FC 120, FC 84 (``pre_logits``: its output), then the classifier."""
+        return super().forward_head(self.features[6:](x), pre_logits)
+
+    def feature_stages(self) -> list[nn.Module]:
+        return self.stages()[:2]
 
     def stages(self) -> list[nn.Module]:
         """Feature-extractor stages in order (for --freeze N); the head is not a stage."""

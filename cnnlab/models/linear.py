@@ -21,7 +21,11 @@ class LinearClassifier(Classifier):
         self.head = nn.Linear(self.num_features, num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return x.flatten(1)  # (B, C*H*W)
+        """The input itself as a (B, C*H*W, 1, 1) map: on feature vectors (img_size=1) it is the vector."""
+        return x.flatten(1)[:, :, None, None]
+
+    def feature_stages(self) -> list[nn.Module]:
+        return []
 
     def stages(self) -> list[nn.Module]:
         return []

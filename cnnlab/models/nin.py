@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from cnnlab.models.base import Classifier
 from cnnlab.models.registry import register_model
 
 
@@ -28,7 +29,7 @@ def mlpconv(cin: int, widths: tuple[int, ...], kernel_size: int) -> nn.Sequentia
     return nn.Sequential(*layers)
 
 
-class NIN(nn.Module):
+class NIN(Classifier):
     """Three mlpconv blocks and a global-average-pooling head; ``num_features`` is 192."""
 
     def __init__(self, num_classes: int = 10, in_chans: int = 3, drop_rate: float = 0.5):
@@ -47,13 +48,7 @@ class NIN(nn.Module):
         return self.block3(x)  # (B, 192, H/4, W/4)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.feature_maps(x).mean(dim=(2, 3))  # global average pool -> (B, 192)
-
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+        return self.feature_maps(x)  # (B, 192, H/4, W/4)
 
     def class_maps(self, x: torch.Tensor) -> torch.Tensor:
         """One confidence map per class, (B, num_classes, H/4, W/4); their means are the logits."""

@@ -123,6 +123,7 @@ class PreActResNet(Classifier):
         self.layers = nn.Sequential(*stages)
         self.bn = nn.BatchNorm2d(cin)  # the final pre-activation
         self.num_features = cin
+        self.final_act = nn.ReLU()  # after the final BN (a module, so the last feature stage ends on it)
         self.drop_rate = drop_rate
         self.fc = nn.Linear(cin, num_classes)
         for m in self.modules():
@@ -131,13 +132,12 @@ class PreActResNet(Classifier):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.layers(self.stem(x))  # (B, C, H/k, W/k)
-        x = F.relu(self.bn(x))
-        return x.mean(dim=(2, 3))  # global average pool -> (B, C)
+        return self.final_act(self.bn(x))  # (B, C, H/k, W/k)
 
     def stages(self) -> list[nn.Module]:
         """The stem, then one entry per stage; the last stage includes the final BN."""
         stages = [self.stem] + list(self.layers)
-        stages[-1] = nn.Sequential(stages[-1], self.bn)
+        stages[-1] = nn.Sequential(stages[-1], self.bn, self.final_act)
         return stages
 
 

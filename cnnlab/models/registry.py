@@ -63,6 +63,8 @@ def create_model(
 ) -> nn.Module:
     """Build a registered model; ``weights`` loads a cnnlab checkpoint or a torchvision state dict."""
     builder = get_model_builder(name)
+    if "pretrained" in kwargs:
+        raise ModelError(f"create_model({name!r}, pretrained=...): use weights='imagenet' (named weights) or weights=PATH")
     params = inspect.signature(builder).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     for key in _OPTIONAL_KWARGS:
@@ -76,9 +78,10 @@ def create_model(
     except (ValueError, TypeError) as e:  # impossible architecture settings
         raise ModelError(f"cannot build {name!r}: {e}") from None
     if weights is not None:
+        from cnnlab.models.pretrained import is_named, resolve_pretrained
         from cnnlab.models.weights import load_weights
 
-        load_weights(model, weights)
+        load_weights(model, resolve_pretrained(name, weights) if is_named(name, weights) else weights)
     return model
 
 

@@ -181,7 +181,7 @@ class ResNet(Classifier):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))  # (B, stem_width, H/4, W/4) for the ImageNet stem
         for name in self.stage_names:
             x = getattr(self, name)(x)  # (B, C_i, ., .)
-        return torch.flatten(self.avgpool(x), 1)  # (B, num_features)
+        return x  # (B, num_features, H/32, W/32) for the ImageNet layout
 
     def stages(self) -> list[nn.Module]:
         """The stem (conv1, bn1, relu, max pool), then layer1, layer2, ..."""

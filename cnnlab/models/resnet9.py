@@ -76,11 +76,14 @@ class ResNet9(Classifier):
         if min(x.shape[-2:]) < self.min_input_size:
             raise ShapeError(f"ResNet-9 needs inputs of at least {self.min_input_size}x{self.min_input_size} pixels "
                              f"(three 2x poolings), got {tuple(x.shape[-2:])}")
-        x = self.layer3(self.layer2(self.layer1(self.prep(x))))
+        return self.layer3(self.layer2(self.layer1(self.prep(x))))  # (B, 8w, H/8, W/8)
+
+    def global_pool(self, x: torch.Tensor) -> torch.Tensor:
         return x.amax(dim=(2, 3))  # global max pool -> (B, 8w)
 
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward_head(x) * self.logit_scale
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        out = super().forward_head(x, pre_logits)
+        return out if pre_logits else out * self.logit_scale
 
     def stages(self) -> list[nn.Module]:
         """prep, layer1, layer2, layer3 (for --freeze N)."""

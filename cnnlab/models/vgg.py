@@ -84,9 +84,7 @@ class VGG(FCStackClassifier):
         if min(x.shape[-2:]) < self.min_input_size:
             raise ShapeError(f"VGG needs inputs of at least {self.min_input_size}x{self.min_input_size} pixels, "
                              f"got {tuple(x.shape[-2:])}; resize the images (e.g. --img-size 32)")
-        x = self.avgpool(self.features(x))  # (B, 512, 7, 7)
-        x = torch.flatten(x, 1)  # (B, 25088)
-        return self.classifier[:-1](x)  # (B, 4096)
+        return self.features(x)  # (B, 512, h, w): 7x7 at 224x224
 
     def stages(self) -> list[nn.Module]:
         """The five conv stages (each ending in its max pool), then FC6 and FC7."""

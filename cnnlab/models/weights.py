@@ -76,6 +76,24 @@ def classifier_keys(model: nn.Module) -> set[str]:
     return keys
 
 
+def adapt_input_conv(state: dict[str, torch.Tensor], own: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """RGB weights for a model with another number of input channels: the first conv's kernel summed over
+    RGB for grey input (a grey image is R = G = B, so the response is the same), or the RGB kernel tiled and
+    scaled by 3 / in_chans for more channels (timm's adapt_input_conv)."""
+    first = next((k for k, v in own.items() if v.ndim == 4), None)
+    if first is None or first not in state:
+        return state
+    w, want = state[first], own[first]
+    if w.shape == want.shape or w.shape[0] != want.shape[0] or w.shape[2:] != want.shape[2:] or w.shape[1] != 3:
+        return state
+    c = want.shape[1]
+    if c == 1:
+        w = w.sum(1, keepdim=True)
+    else:
+        w = w.repeat(1, (c + 2) // 3, 1, 1)[:, :c] * (3 / c)
+    return dict(state, **{first: w})
+
+
 def load_weights(model: nn.Module, path: str | Path, *, reset_head_on_mismatch: bool = True) -> dict[str, Any]:
     """Load ``path`` into ``model`` in place; returns {"loaded": tensors loaded, "head_reset": bool, "path": str}."""
     state = read_state_dict(path)
@@ -83,6 +101,7 @@ def load_weights(model: nn.Module, path: str | Path, *, reset_head_on_mismatch: 
         state = model.convert_state_dict(state)
     own = model.state_dict()
     head = classifier_keys(model)
+    state = adapt_input_conv(state, own)
 
     unexpected = sorted(k for k in state if k not in own)
     if unexpected:

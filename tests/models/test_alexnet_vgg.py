@@ -56,7 +56,7 @@ def test_alexnet_features_are_fc7_codes():
     assert model.num_features == 4096
     assert len(model.stages()) == 7  # CONV1..CONV5, FC6, FC7
     with torch.no_grad():
-        codes = model.forward_features(torch.randn(2, 3, 67, 67))
+        codes = model.forward_head(model.forward_features(torch.randn(2, 3, 67, 67)), pre_logits=True)
     assert codes.shape == (2, 4096) and (codes >= 0).all()  # after FC7's ReLU
 
 

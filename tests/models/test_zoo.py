@@ -55,8 +55,9 @@ def test_model_contract(name: str):
         out1, out2 = model(x), model(x)
         feats = model.forward_features(x)
         assert torch.equal(out1, out2)
-        assert feats.shape == (2, model.num_features)
+        assert feats.ndim == 4 and feats.shape[0] == 2  # the unpooled feature map
         assert torch.allclose(model.forward_head(feats), out1, atol=1e-6)
+        assert model.forward_head(feats, pre_logits=True).shape == (2, model.num_features)
     assert model.get_classifier().weight.shape[0] == NUM_CLASSES
 
     exported = torch.export.export(model, (x,))
@@ -95,3 +96,23 @@ def test_too_small_inputs_raise_shape_error(name: str, smallest: int):
         assert model(torch.randn(1, 3, smallest, smallest)).shape == (1, 10)
         with pytest.raises(ShapeError, match=f"at least {smallest}x{smallest}"):
             model(torch.randn(1, 3, smallest - 1, smallest))
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_backbone_contract_feature_info_matches_the_real_maps(name: str):
+    """feature_info's channels and reductions are those of forward_intermediates' tensors; the last is forward_features."""
+    model = build(name).eval()
+    side = max(64, getattr(model, "min_input_size", 0))
+    x = torch.randn(1, IN_CHANS, side, side)
+    info = model.feature_info
+    with torch.no_grad():
+        maps = model.forward_intermediates(x)
+        feats = model.forward_features(x)
+        assert len(maps) == len(info)
+        for t, i in zip(maps, info):
+            assert t.ndim == 4 and t.shape[1] == i["num_chs"] and side / t.shape[-1] == i["reduction"]
+            assert i["module"] in dict(model.named_modules())
+        if name != "linear":
+            assert len(info) >= 2 and torch.equal(maps[-1], feats)
+            assert [r["reduction"] for r in info] == sorted(r["reduction"] for r in info)
+            assert [t.shape for t in model.forward_intermediates(x, [-1])] == [feats.shape]
