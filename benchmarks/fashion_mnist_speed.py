@@ -61,7 +61,7 @@ def recipe_config(name: str, seed: int, args: argparse.Namespace, out: Path) -> 
     fields.update(epochs=epochs, warmup_epochs=warmup if warmup < epochs else 0.0)
     cfg = TrainConfig(**fields)
     return dataclasses.replace(cfg, data="fashion-mnist", seed=seed, threads=args.threads, limit=args.limit,
-                               limit_test=args.limit_test, val_fraction=None, quiet=True, tensorboard=False,
+                               limit_test=args.limit_test, val_fraction=0.0, track_test=True, quiet=True, tensorboard=False,
                                out=str(out), recipe=name, device="cpu")
 
 
@@ -119,7 +119,7 @@ def run_recipe(name: str, seed: int, target: float | None, args: argparse.Namesp
     if result.status != "finished" or summary.get("test_acc") is None:
         raise RuntimeError(f"recipe {name} seed {seed} did not finish ({result.status})")
     rows = common.read_metrics_csv(Path(run_dir) / "metrics.csv")
-    curve = common.curve_from_rows(rows)
+    curve = common.curve_from_rows(rows, "test_acc")
     train_s = curve[-1][0]
     images = sum(r["images_per_s"] * r["epoch_seconds"] for r in rows)  # drop_last: what was trained on
     cfg = cfg.resolved()

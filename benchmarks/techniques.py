@@ -156,12 +156,12 @@ def train_variant(recipe_name: str, change: dict[str, Any], seed: int, args: arg
     fields = dict(RECIPES[recipe_name], **resolve_change(RECIPES[recipe_name], change))
     epochs = max(1, round(fields.get("epochs", TrainConfig.epochs) * args.epochs_scale))
     cfg = TrainConfig(**dict(fields, epochs=epochs, data="fashion-mnist", seed=seed, threads=args.threads, limit=args.limit,
-                             limit_test=args.limit, quiet=True, tensorboard=False, out=str(out), recipe=recipe_name,
+                             limit_test=args.limit, val_fraction=0.0, track_test=True, quiet=True, tensorboard=False, out=str(out), recipe=recipe_name,
                              device="cpu"))
     with contextlib.redirect_stdout(sys.stderr):
         run_dir, result, summary = train_classifier(cfg)
     rows = common.read_metrics_csv(Path(run_dir) / "metrics.csv")
-    curve = common.curve_from_rows(rows)
+    curve = common.curve_from_rows(rows, "test_acc")
     return {"final_acc": summary["test_acc"], "train_seconds": curve[-1][0], "curve": [list(p) for p in curve],
             "epochs": epochs, "status": result.status}
 

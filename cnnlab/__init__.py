@@ -1,13 +1,25 @@
-"""cnnlab: the CNNs-for-visual-recognition curriculum as one offline-first PyTorch library."""
+"""cnnlab: the CNNs-for-visual-recognition curriculum as one offline-first PyTorch library.
+
+    import cnnlab
+    run_dir = cnnlab.train("classify", data="digits", model="lenet5", epochs=3)
+    cnnlab.predict(run_dir, ["shoe.png"])           # [{"image": ..., "top": [...]}]
+    model, meta = cnnlab.load_run(run_dir)
+    print(cnnlab.summary(model, (1, 28, 28)))
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
 
 __version__ = "0.1.0"
 
 
-def create_model(*args, **kwargs):
-    """Build a registered model by name (see cnnlab.models.registry.create_model)."""
+def create_model(name: str, num_classes: int = 1000, in_chans: int = 3, weights: str | None = None, **kwargs):
+    """Build a registered model by name (see cnnlab.models.registry.create_model); ``weights``: a file or "imagenet"."""
     from cnnlab.models import create_model as _create
 
-    return _create(*args, **kwargs)
+    return _create(name, num_classes=num_classes, in_chans=in_chans, weights=weights, **kwargs)
 
 
 def list_models(pattern: str | None = None) -> list[str]:
@@ -17,11 +29,63 @@ def list_models(pattern: str | None = None) -> list[str]:
     return _list(pattern)
 
 
-def load_run(run_dir, which: str = "best"):
-    """Load a training run folder: returns (model, metadata) ready for evaluation."""
-    from cnnlab.engine.checkpoint import load_run as _load
+def list_tasks() -> list[str]:
+    """Names of the registered tasks (classify, localize, landmarks, ...)."""
+    from cnnlab.tasks import list_tasks as _list
 
-    return _load(run_dir, which=which)
+    return _list()
 
 
-__all__ = ["__version__", "create_model", "list_models", "load_run"]
+def train(task: str = "classify", resume: str | Path | None = None, **config: Any) -> Path:
+    """Train ``task`` with the settings of its Config (the CLI's flags, as keyword arguments); returns the run folder.
+
+    ``train("classify", data="digits", model="lenet5", epochs=3)``; ``train(resume="runs/x")`` continues a run.
+    """
+    import dataclasses
+
+    from cnnlab.engine.pipeline import train as _train
+    from cnnlab.engine.run import read_config
+    from cnnlab.tasks import get_task
+
+    if resume is not None:
+        cfg = dataclasses.replace(read_config(resume), **config).validate()
+        run_dir, _, _ = _train(cfg, resume=Path(resume))
+        return run_dir
+    cfg = get_task(task).Config(task=task, **config).validate()
+    run_dir, _, _ = _train(cfg)
+    return run_dir
+
+
+def predict(run_dir: str | Path, images: Sequence[str | Path] | str | Path, **options: Any) -> list[dict]:
+    """Predictions of a run's best checkpoint for image files (JSON-ready dicts, one per image)."""
+    import torch
+
+    from cnnlab.engine.evaluate import load_task
+
+    paths = [images] if isinstance(images, (str, Path)) else list(images)
+    task, model, _, _ = load_task(run_dir)
+    out = []
+    for path in paths:
+        x, original = task.prepare(path)
+        with torch.no_grad():
+            out.append({"image": str(path), **task.predict(model, x[None], [original], **options)[0]})
+    return out
+
+
+def load_run(run_dir: str | Path, which: str = "best", device: str = "cpu"):
+    """Load a training run folder of any task: returns (model in eval mode, metadata)."""
+    from cnnlab.engine.evaluate import load_run as _load
+
+    return _load(run_dir, which=which, device=device)
+
+
+def summary(model, input_size: Sequence[int]) -> str:
+    """A per-layer table of a model (a module or a registered name): output shapes, parameters, multiply-adds."""
+    from cnnlab.models.summary import format_summary, summarize_registered
+    from cnnlab.models.summary import summary as _summary
+
+    s = summarize_registered(model, tuple(input_size)) if isinstance(model, str) else _summary(model, tuple(input_size))
+    return format_summary(s)
+
+
+__all__ = ["__version__", "create_model", "list_models", "list_tasks", "train", "predict", "load_run", "summary"]

@@ -38,8 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        epilog=EVAL_EXAMPLES, formatter_class=fmt)
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--tta", choices=TTA, help="test-time augmentation (classification; default: the run's own setting)")
-    p.add_argument("--split", default="test", choices=["test", "val", "train"],
-                   help="split of the run's own data to evaluate (default: test)")
+    p.add_argument("--split", choices=["test", "val", "train"],
+                   help="split of the run's own data to evaluate (default: test, or val when the data has no test split)")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"],
                    help="best (chosen on validation) or last (the latest epoch) (default: best)")
     p.add_argument("--data", help="evaluate on other data with the same classes (a folder is evaluated whole)")
@@ -79,14 +79,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
     m, info, task = evaluate_run(args.run_dir, split=args.split, which=args.checkpoint, data=args.data,
                                  data_root=args.data_root, tta=args.tta)
     scalars = {k: v for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    name = f"{args.split if not args.data else 'data'}-{args.checkpoint}" + (f"-tta_{info['tta']}" if info.get("tta") else "")
+    name = f"{info['split'] if not args.data else 'data'}-{args.checkpoint}" + (f"-tta_{info['tta']}" if info.get("tta") else "")
     folder = evaluation_folder(args.run_dir, args.out, name)
     plots = task.evaluation_plots(m, folder) if hasattr(task, "evaluation_plots") else []
     from cnnlab.engine.checkpoint import atomic_write_json
 
     atomic_write_json(folder / "metrics.json", dict(info, **scalars))
     if args.json:
-        print(json.dumps(dict(info, **{k: v for k, v in m.items() if k != "confusion"})))
+        print(json.dumps(dict(info, **m)))
         return 0
     print(f"split: {info['split']} ({info['images']} images)   checkpoint: {info['checkpoint']}"
           + (f"   tta: {info['tta']}" if info.get("tta") else ""))

@@ -62,6 +62,8 @@ class RunConfig:
     monitor: str | None = opt(None, "validation metric that picks the best checkpoint (default: the task's)")
     mode: str | None = opt(None, "max or min: whether a larger --monitor is better (default: the task's)",
                            choices=("max", "min"))
+    track_test: bool = opt(False, "also evaluate the test split after every epoch (test_* columns) for time-to-accuracy "
+                           "curves; it never chooses a checkpoint")
     out: str | None = opt(None, "run folder (default: runs/<task>-<model>-<time>)")
     quiet: bool = opt(False, "no progress bars")
     tensorboard: bool = opt(True, "write TensorBoard event files", flag="--no-tensorboard")

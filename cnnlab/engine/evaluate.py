@@ -65,7 +65,7 @@ def checkpoint_label(path: Path, meta: dict) -> str:
 
 
 @torch.no_grad()
-def evaluate_run(run_dir: str | Path, split: str = "test", which: str = "best", data: str | None = None,
+def evaluate_run(run_dir: str | Path, split: str | None = None, which: str = "best", data: str | None = None,
                  data_root: str | None = None, tta: str | None = None, batch_size: int = 256) -> tuple[dict, dict, Any]:
     """Metrics of a run's checkpoint on a split of its data (or on other data, evaluated whole).
 

@@ -82,6 +82,8 @@ def _train(task_cls, cfg: TrainConfig, resume, device: torch.device, dist: DistI
             _print_start(cfg, task, data, run_dir, train_loader, device)
         meta = checkpoint_meta(cfg, task, model)
         trainer = Trainer(cfg, model, task, train_loader, eval_loader, run_dir if dist.is_main else None, meta, device, dist)
+        if cfg.track_test and data.test is not None:
+            trainer.track_loader = task.eval_loader(cfg, data, data.test, dist.rank, dist.world_size)
         if resume is not None:
             trainer.load_state(Path(resume))
             if dist.is_main:
@@ -188,7 +190,8 @@ def finish_run(run_dir: Path, cfg: TrainConfig, task, trainer: Trainer, data, de
     write_report(run_dir, cfg, task, summary, scalars, split_name, task_lines)
     if split_name is not None:
         shown = ", ".join(f"{k} {scalars[k]:.4f}" for k in task.summary_keys if k in scalars)
-        print(f"{split_name} ({which} checkpoint): {shown} after {trainer.epoch} epochs, "
+        label = f"{which} checkpoint" if data.val is not None else "last epoch: no validation split"
+        print(f"{split_name} ({label}): {shown} after {trainer.epoch} epochs, "
               f"{trainer.train_seconds:.0f} s of training; run folder: {run_dir}")
     return summary
 

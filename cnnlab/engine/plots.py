@@ -100,7 +100,7 @@ def _show(ax, img: np.ndarray) -> None:
 
 
 def _rect(ax, box, color: str) -> None:
-    x1, y1, x2, y2 = [float(v) for v in box]
+    x1, y1, x2, y2 = [float(v) - 0.5 for v in box]  # imshow centres pixel i at i: its left edge is at i - 0.5
     ax.add_patch(matplotlib.patches.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=color, linewidth=1.5))
 
 
@@ -115,7 +115,7 @@ def draw_boxes(image, boxes: Sequence, labels: Sequence[str], path: Path, points
         ax.text(float(box[0]), float(box[1]), label, color="white", fontsize=8, va="bottom",
                 bbox=dict(facecolor="red", alpha=0.7, pad=1, edgecolor="none"))
     if points is not None:
-        pts = np.asarray(points, dtype=float).reshape(-1, 2)
+        pts = np.asarray(points, dtype=float).reshape(-1, 2) - 0.5
         ax.scatter(pts[:, 0], pts[:, 1], c="red", s=18)
         for k, (x, y) in enumerate(pts):
             ax.text(x + 1, y - 1, str(k), color="yellow", fontsize=7)
@@ -139,7 +139,7 @@ def plot_box_grid(images: np.ndarray, true_boxes, pred_boxes, titles: Sequence[s
             _rect(ax, true_boxes[i], "lime")
             _rect(ax, pred_boxes[i], "red")
         if true_points is not None:
-            t, p = np.asarray(true_points[i]), np.asarray(pred_points[i])
+            t, p = np.asarray(true_points[i]) - 0.5, np.asarray(pred_points[i]) - 0.5
             ax.scatter(t[:, 0], t[:, 1], c="lime", s=10)
             ax.scatter(p[:, 0], p[:, 1], c="red", s=10, marker="x")
         ax.set_title(titles[i], fontsize=7)

@@ -87,6 +87,7 @@ class Trainer:
         self.running: dict[str, float] = {}  # sums of the step's scalars over this epoch, times batch size
         self.running_n = 0
         self.epoch_seconds_so_far = 0.0
+        self.track_loader = None  # with --track-test: the test split, evaluated per epoch for the curve alone
         self.store = ckpt.CheckpointStore(self.run_dir) if self.run_dir is not None else None
         self.lr_trace: list[tuple[int, float]] = []
         self._stop = False
@@ -178,6 +179,9 @@ class Trainer:
                 self._average_buffers()
                 metrics = self.evaluate(self.eval_loader) if self.eval_loader is not None else {}
                 row = self._row(metrics)
+                if self.track_loader is not None:  # a curve only: never looked at for choosing
+                    tracked = self.evaluate(self.track_loader)
+                    row.update({f"test_{k}": v for k, v in _scalars(tracked).items() if k != "count" and not isinstance(v, (str, bool))})
                 is_best = self._is_best(metrics)
                 if is_best:
                     self.best_score = self._score(metrics)

@@ -52,7 +52,7 @@ class _BackboneHead(nn.Module):
 
 
 class Localizer(_BackboneHead):
-    """Outputs (B, 5 + K): [p_c logit, b_x, b_y, b_h, b_w (logits of fractions), class logits c_1..c_K]."""
+    """Outputs (B, 5 + K): [p_c logit, b_x, b_y, b_h, b_w (fractions minus 0.5), class logits c_1..c_K]."""
 
     def __init__(self, backbone: nn.Module, num_classes: int, grid: int = 4, hidden: int = 256, drop_rate: float = 0.0):
         super().__init__(backbone, 5 + num_classes, grid, hidden, drop_rate)
@@ -60,12 +60,14 @@ class Localizer(_BackboneHead):
 
     @staticmethod
     def split(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(p_c logits (B,), box fractions (B, 4) as (b_x, b_y, b_h, b_w) in [0, 1], class logits (B, K))."""
-        return y[:, 0], torch.sigmoid(y[:, 1:5]), y[:, 5:]
+        """(p_c logits (B,), box fractions (B, 4) as (b_x, b_y, b_h, b_w), class logits (B, K)).
+
+        The box is linear in the output (0.5 + y): a sigmoid would saturate early in training and stall."""
+        return y[:, 0], 0.5 + y[:, 1:5], y[:, 5:]
 
 
 class LandmarkRegressor(_BackboneHead):
-    """Outputs (B, 3K): K points as (x, y) fractions of the image (logits), then K visibility logits."""
+    """Outputs (B, 3K): K points as (x, y) fractions of the image minus 0.5, then K visibility logits."""
 
     def __init__(self, backbone: nn.Module, num_keypoints: int, grid: int = 4, hidden: int = 256, drop_rate: float = 0.0):
         super().__init__(backbone, 3 * num_keypoints, grid, hidden, drop_rate)
@@ -74,7 +76,7 @@ class LandmarkRegressor(_BackboneHead):
     def split(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(points (B, K, 2) as (x, y) fractions in [0, 1], visibility logits (B, K))."""
         k = self.num_keypoints
-        return torch.sigmoid(y[:, :2 * k]).reshape(-1, k, 2), y[:, 2 * k:]
+        return (0.5 + y[:, :2 * k]).reshape(-1, k, 2), y[:, 2 * k:]
 
 
 def boxes_to_course(boxes: torch.Tensor, h: int, w: int) -> torch.Tensor:

@@ -147,7 +147,7 @@ class Task:
         return Evaluator()
 
     # ------------------------------------------------------------------ using a trained model
-    def eval_data(self, cfg: TrainConfig, split: str = "test", data: str | None = None,
+    def eval_data(self, cfg: TrainConfig, split: str | None = None, data: str | None = None,
                   data_root: str | None = None) -> tuple[Any, str, DataBundle]:
         """(dataset, its label, bundle) to evaluate a trained run on: a split of its own data, or other data.
 
@@ -162,6 +162,8 @@ class Task:
             changes.update(data=data, data_root=data_root)
         cfg = dataclasses.replace(cfg, **changes)
         bundle = self.build_data(cfg)
+        if split is None:  # as the run's own final evaluation: test, else val
+            split = "test" if bundle.test is not None else "val"
         chosen = getattr(bundle, split, None) if split in ("train", "val", "test") else None
         if chosen is None:
             have = [n for n in ("train", "val", "test") if getattr(bundle, n) is not None]

@@ -107,7 +107,7 @@ class Classify(Task):
             cfg = dataclasses.replace(cfg, val_fraction=NAMED_VAL_FRACTION)
         return cfg
 
-    def eval_data(self, cfg: ClassifyConfig, split: str = "test", data: str | None = None, data_root: str | None = None):
+    def eval_data(self, cfg: ClassifyConfig, split: str | None = None, data: str | None = None, data_root: str | None = None):
         """A folder given with --data is evaluated whole (its test/ split when it has one); else the run's own split."""
         import os
 

@@ -60,7 +60,7 @@ def _member(run_dir: Path, path: Path):
     return task, model.eval(), meta
 
 
-def evaluate_ensemble(run_dirs: Sequence[str | Path], tta: str | None = None, split: str = "test") -> dict[str, Any]:
+def evaluate_ensemble(run_dirs: Sequence[str | Path], tta: str | None = None, split: str | None = None) -> dict[str, Any]:
     """Each member's accuracy and the accuracy of their averaged softmax outputs (``tta``: default the first run's)."""
     members = ensemble_members(run_dirs)
     results, total, labels, meta0, data = [], None, None, None, None

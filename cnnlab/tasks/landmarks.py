@@ -66,7 +66,7 @@ class LandmarksEvaluator(Evaluator):
 
 def split_points(y: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Head output (B, 3K) -> (points (B, K, 2) as fractions of the image, visibility logits (B, K))."""
-    return torch.sigmoid(y[:, :2 * k]).reshape(-1, k, 2), y[:, 2 * k:]
+    return (0.5 + y[:, :2 * k]).reshape(-1, k, 2), y[:, 2 * k:]
 
 
 def point_errors(pred: torch.Tensor, keypoints: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,0 +1,223 @@
+"""One annotated object per image, held in memory: what localization and landmark regression train on.
+
+``load_single_objects(records, size)`` decodes each image, resizes it to ``size`` x ``size``
+(no crop, so no object is cut; boxes and points are scaled with it) and keeps, per image, the
+largest annotated object (an image with none is a negative: p_c = 0). Records come from the
+format readers (COCO JSON), so a user's own folder goes through the same code as the scenes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from cnnlab.errors import DataError
+
+
+@dataclass
+class ObjectRecord:
+    """One image and its objects as a reader found them (pixels of the original image)."""
+
+    path: str
+    boxes: torch.Tensor  # f32 (N, 4) xyxy
+    labels: torch.Tensor  # i64 (N,)
+    keypoints: torch.Tensor | None = None  # f32 (N, K, 3) x, y, visibility (COCO: 0 absent, 1 hidden, 2 visible)
+
+
+@dataclass
+class SingleObjectSet:
+    """Images uint8 (N, 3, S, S) with one object each: box f32 (N, 4) xyxy in S-pixel units, label, presence, points."""
+
+    images: torch.Tensor
+    boxes: torch.Tensor
+    labels: torch.Tensor
+    present: torch.Tensor  # f32 (N,): 1 where the image holds an object
+    keypoints: torch.Tensor | None = None  # f32 (N, K, 3) in S-pixel units
+    paths: list[str] = field(default_factory=list)
+    transform: Any = None  # item -> item, e.g. normalization and flips (set by the task)
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        item = {"images": self.images[i].float() / 255, "boxes": self.boxes[i].clone(), "labels": int(self.labels[i]),
+                "present": float(self.present[i])}
+        if self.keypoints is not None:
+            item["keypoints"] = self.keypoints[i].clone()
+        return self.transform(item) if self.transform is not None else item
+
+
+def resize_image(img: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 (C, H, W) -> (C, size, size), antialiased bilinear (aspect ratio not kept: no object is cropped)."""
+    if img.shape[-2:] == (size, size):
+        return img
+    x = F.interpolate(img[None].float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return x[0].round_().clamp_(0, 255).to(torch.uint8)
+
+
+def load_single_objects(records: list[ObjectRecord], size: int, source: str, skip_bad: bool = False,
+                        skipped: list | None = None) -> SingleObjectSet:
+    """Decode, resize and keep the largest object of each record (see the module docstring)."""
+    from cnnlab.data.images import load_image
+
+    if not records:
+        raise DataError(f"{source}: no images listed")
+    images, boxes, labels, present, kps, paths = [], [], [], [], [], []
+    k = next((r.keypoints.shape[1] for r in records if r.keypoints is not None and len(r.keypoints)), None)
+    for r in records:
+        try:
+            img = load_image(r.path, channels=3)  # uint8 (3, H, W)
+        except DataError as e:
+            if not skip_bad:
+                raise
+            if skipped is not None:
+                skipped.append((r.path, str(e)))
+            continue
+        h, w = img.shape[-2:]
+        scale = torch.tensor([size / w, size / h, size / w, size / h])
+        images.append(resize_image(img, size))
+        paths.append(r.path)
+        if len(r.boxes):
+            areas = (r.boxes[:, 2] - r.boxes[:, 0]) * (r.boxes[:, 3] - r.boxes[:, 1])
+            j = int(areas.argmax())
+            boxes.append(r.boxes[j].float() * scale)
+            labels.append(int(r.labels[j]))
+            present.append(1.0)
+            if k is not None:
+                pts = r.keypoints[j].float().clone() if r.keypoints is not None else torch.zeros(k, 3)
+                pts[:, 0] *= size / w
+                pts[:, 1] *= size / h
+                kps.append(pts)
+        else:
+            boxes.append(torch.zeros(4))
+            labels.append(0)
+            present.append(0.0)
+            if k is not None:
+                kps.append(torch.zeros(k, 3))
+    if not images:
+        raise DataError(f"{source}: no readable images left after skipping bad files")
+    return SingleObjectSet(torch.stack(images), torch.stack(boxes), torch.tensor(labels), torch.tensor(present),
+                           torch.stack(kps) if k is not None else None, paths)
+
+
+def hflip_item(item: dict[str, Any], flip_pairs: list[tuple[int, int]] | None = None) -> dict[str, Any]:
+    """Mirror an item left-right: image, box, and points (swapping left/right point pairs)."""
+    x = item["images"]
+    w = x.shape[-1]
+    item["images"] = x.flip(-1)
+    b = item["boxes"]
+    item["boxes"] = torch.stack([w - b[2], b[1], w - b[0], b[3]])
+    if "keypoints" in item:
+        p = item["keypoints"].clone()
+        p[:, 0] = w - p[:, 0]
+        for a, c in flip_pairs or []:
+            p[[a, c]] = p[[c, a]]
+        item["keypoints"] = p
+    return item
+
+
+# ---------------------------------------------------------------------------- COCO folders -> splits
+SPLITS = ("train", "val", "test")
+DEFAULT_SIZE = 128  # when the images of a folder differ in size
+
+
+def find_split_files(root: str) -> dict[str, "Path"]:
+    """``root/<split>/annotations.json`` for each split present (train required), or ``root`` itself as train."""
+    from pathlib import Path
+
+    base = Path(root)
+    if not base.is_dir():
+        raise DataError(f"--data {root}: no such folder; pass a COCO folder with train/ and val/ "
+                        "(make one with `cnnlab data scenes --kind localize --out DIR`)")
+    found = {s: base / s / "annotations.json" for s in SPLITS if (base / s / "annotations.json").is_file()}
+    if "train" not in found and (base / "annotations.json").is_file():
+        found["train"] = base / "annotations.json"
+    if "train" not in found:
+        raise DataError(f"--data {root}: found no train/annotations.json (COCO layout: train/, val/, test/, each with "
+                        "annotations.json whose file_name entries are relative to it)")
+    return found
+
+
+def load_coco_splits(cfg, keypoints: bool):
+    """A DataBundle of SingleObjectSets from a COCO folder; val carved from train (seeded) when there is none."""
+    from cnnlab.data.coco import read_object_records
+    from cnnlab.data.normalize import normalization_from_images
+    from cnnlab.tasks.base import DataBundle
+
+    files = find_split_files(cfg.data)
+    parsed = {s: read_object_records(p, keypoints=keypoints) for s, p in files.items()}
+    classes = parsed["train"].classes
+    for s, p in parsed.items():
+        if p.classes != classes:
+            raise DataError(f"{files[s]}: its categories {p.classes[:4]} differ from train's {classes[:4]}; "
+                            "every split must list the same categories")
+    records = {s: p.records for s, p in parsed.items()}
+    if cfg.limit:
+        records["train"] = records["train"][:cfg.limit]
+    if "val" not in records and (cfg.val_fraction or 0) > 0:
+        g = torch.Generator().manual_seed(cfg.seed)
+        order = torch.randperm(len(records["train"]), generator=g).tolist()
+        n_val = max(1, round(len(order) * cfg.val_fraction))
+        records["val"] = [records["train"][i] for i in order[:n_val]]
+        records["train"] = [records["train"][i] for i in order[n_val:]]
+    if cfg.limit_test:
+        for s in ("val", "test"):
+            if s in records:
+                records[s] = records[s][:cfg.limit_test]
+    size = cfg.img_size or _common_size(records["train"]) or DEFAULT_SIZE
+    skipped: list = []
+    sets = {s: load_single_objects(r, size, str(files.get(s, files["train"])), cfg.skip_bad, skipped) for s, r in records.items()}
+    norm = normalization_from_images(sets["train"].images, "channel")
+    meta = {"classes": classes, "num_classes": len(classes), "in_chans": 3, "img_size": [size, size],
+            "normalization": norm.to_dict(), "data": cfg.data}
+    if keypoints:
+        meta.update(keypoint_names=parsed["train"].keypoint_names, flip_pairs=parsed["train"].flip_pairs)
+    source = f"COCO folder {cfg.data} ({', '.join(f'{s}/' for s in files)}), {size}x{size}"
+    return DataBundle(sets["train"], sets.get("val"), sets.get("test"), meta, source, skipped=skipped)
+
+
+def _common_size(records: list[ObjectRecord]) -> int | None:
+    """The images' size when the first few are all the same square, else None."""
+    from cnnlab.data.images import probe_image
+
+    sizes = {probe_image(r.path).size for r in records[:16]}
+    if len(sizes) == 1:
+        h, w = sizes.pop()
+        if h == w:
+            return h
+    return None
+
+
+def attach_transforms(bundle, flip: bool, flip_pairs: list | None = None) -> None:
+    """Normalize every split with the training statistics; mirror training items at random when ``flip``."""
+    from cnnlab.data.normalize import Normalization
+
+    norm = Normalization.from_dict(bundle.meta["normalization"])
+
+    def train_tf(item):
+        if flip and torch.rand(()) < 0.5:
+            item = hflip_item(item, flip_pairs)
+        item["images"] = norm(item["images"])
+        return item
+
+    def eval_tf(item):
+        item["images"] = norm(item["images"])
+        return item
+
+    bundle.train.transform = train_tf
+    for s in (bundle.val, bundle.test):
+        if s is not None:
+            s.transform = eval_tf
+
+
+def prepare_image(meta: dict[str, Any], path) -> tuple[torch.Tensor, torch.Tensor]:
+    """An image file as (normalized model input (3, S, S), the original uint8 image)."""
+    from cnnlab.data.images import load_image
+    from cnnlab.data.normalize import Normalization
+
+    img = load_image(path, channels=3)
+    x = resize_image(img, meta["img_size"][0]).float() / 255
+    return Normalization.from_dict(meta["normalization"])(x), img
