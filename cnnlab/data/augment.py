@@ -1,8 +1,11 @@
 """Data augmentation settings: presets and a one-line spec, e.g. "hflip,crop=4,jitter=0.4".
 
 The transforms themselves live in ``batch_augment`` (whole-batch tensor ops for data in
-memory) and ``sample_transforms`` (per-image torchvision.transforms.v2 for data on disk);
-both are re-exported here so ``from cnnlab.data.augment import ...`` finds everything.
+memory: BatchAugment, pca_lighting_basis) and ``sample_transforms`` (per-image
+torchvision.transforms.v2 for data on disk: build_sample_transform, PCALighting). Those two
+import this module, never the other way round; their names are also reachable from here
+(``from cnnlab.data.augment import BatchAugment``) through a lazy module ``__getattr__``, so
+parsing a spec imports neither torch nor torchvision.
 
 Spec tokens (comma-separated, any order; a preset name may come first and be extended):
     hflip            random horizontal flip (p = 0.5)
@@ -129,8 +132,16 @@ def _num(x: float) -> str:
     return f"{x:g}" if float(f"{x:g}") == x else repr(float(x))
 
 
-from cnnlab.data.batch_augment import BatchAugment, pca_lighting_basis  # noqa: E402  (re-export)
-from cnnlab.data.sample_transforms import PCALighting, build_sample_transform  # noqa: E402  (re-export)
+# Lazy re-exports: importing them at the top would make a cycle with the two modules that import this one.
+_REEXPORTS = {"BatchAugment": "cnnlab.data.batch_augment", "pca_lighting_basis": "cnnlab.data.batch_augment",
+              "PCALighting": "cnnlab.data.sample_transforms", "build_sample_transform": "cnnlab.data.sample_transforms"}
 
-__all__ = ["AugmentConfig", "AUGMENT_PRESETS", "parse_augment", "augment_to_spec", "BatchAugment", "pca_lighting_basis",
-           "PCALighting", "build_sample_transform"]
+__all__ = ["AugmentConfig", "AUGMENT_PRESETS", "parse_augment", "augment_to_spec", *_REEXPORTS]
+
+
+def __getattr__(name: str):
+    if name in _REEXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_REEXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

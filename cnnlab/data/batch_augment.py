@@ -9,24 +9,23 @@ AlexNet's PCA lighting; they run in this order on float (B, C, H, W) images in [
     -> padded crop -> horizontal flip -> brightness -> contrast -> saturation -> PCA lighting
     -> random erasing
 
-Every random number comes from the ``generator`` argument, drawn on the CPU, so a batch's
-augmentation is reproducible from the generator's seed on any device.
+Colour jitter's grey is ``cnnlab.data.images.to_grey`` (ITU-R 601-2 luma, as PIL; torchvision's
+red weight is 0.0001 lower). Every random number comes from the
+``generator`` argument, drawn on the CPU, so a batch's augmentation is reproducible from the
+generator's seed on any device.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
+from cnnlab.data.augment import AugmentConfig
+from cnnlab.data.images import to_grey
 from cnnlab.errors import ConfigError
 
-if TYPE_CHECKING:
-    from cnnlab.data.augment import AugmentConfig
-
-GREY_WEIGHTS = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale
 PCA_SAMPLE_IMAGES = 4096
 ERASE_SCALE = (0.02, 0.4)  # Zhong et al. 2017: erased area as a fraction of the image
 ERASE_RATIO = (0.3, 1 / 0.3)  # aspect ratio (height / width) of the erased rectangle
@@ -36,7 +35,7 @@ ERASE_ATTEMPTS = 10  # rectangles drawn per image until one fits (torchvision's 
 class BatchAugment:
     """Random augmentation of (B, C, H, W) float batches with the ops an AugmentConfig turns on."""
 
-    def __init__(self, cfg: "AugmentConfig", pca_basis: tuple[torch.Tensor, torch.Tensor] | None = None,
+    def __init__(self, cfg: AugmentConfig, pca_basis: tuple[torch.Tensor, torch.Tensor] | None = None,
                  hflip_prob: float = 0.5):
         self.cfg = cfg
         self.hflip_prob = hflip_prob
@@ -113,10 +112,10 @@ class BatchAugment:
         s = self.cfg.color_jitter
         f = (1 - s + 2 * s * _rand((3, b), g, x.device)).to(x.dtype).view(3, b, 1, 1, 1)  # (3, B, 1, 1, 1)
         x = (x * f[0]).clamp_(0, 1)
-        mean = _grey(x).mean((1, 2, 3), keepdim=True)  # (B, 1, 1, 1)
+        mean = to_grey(x).mean((1, 2, 3), keepdim=True)  # (B, 1, 1, 1)
         x = (f[1] * x + (1 - f[1]) * mean).clamp_(0, 1)
         if c == 3:
-            x = (f[2] * x + (1 - f[2]) * _grey(x)).clamp_(0, 1)
+            x = (f[2] * x + (1 - f[2]) * to_grey(x)).clamp_(0, 1)
         return x
 
     def pca_lighting(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
@@ -192,11 +191,3 @@ def _rand(shape, g: torch.Generator, device=None) -> torch.Tensor:
     """Uniform [0, 1) draws from ``g`` on the CPU (float64 for geometry), moved to ``device`` if given."""
     r = torch.rand(shape, generator=g, dtype=torch.float64)
     return r if device is None else r.to(device)
-
-
-def _grey(x: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) -> (B, 1, H, W) luma (the image itself when C == 1)."""
-    if x.shape[1] == 1:
-        return x
-    w = torch.tensor(GREY_WEIGHTS, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return (x * w).sum(1, keepdim=True)

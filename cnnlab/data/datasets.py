@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from cnnlab.data import folders, named
-from cnnlab.data.images import load_image
+from cnnlab.data.images import load_image, to_grey
 from cnnlab.data.named import FASHION_MNIST_ROOT, MNIST_ROOT
 from cnnlab.data.splits import stratified_split, stratified_subset
 from cnnlab.errors import ConfigError, DataError
@@ -176,8 +176,7 @@ def _in_memory(split, classes: list[str], img_size: int | None, channels: int | 
     if channels == 3 and x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1).contiguous()  # grey -> RGB by repetition
     elif channels == 1 and x.shape[1] == 3:
-        w = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)  # ITU-R 601-2 luma, as PIL
-        x = (x.float() * w).sum(1, keepdim=True).round_().clamp_(0, 255).to(torch.uint8)
+        x = torch.cat([to_grey(part) for part in x.split(4096)])  # chunks bound the int32 temporaries
     return ArrayDataset(x, y, classes)
 
 
@@ -209,8 +208,10 @@ def _load_folder(path: str, val_fraction: float | None, img_size: int | None, ch
     for split in list(files):
         files[split], split_infos = folders.probe_files(files[split], skip_bad, skipped)
         infos += split_infos
-    if not files["train"].paths:
-        raise DataError(f"{split_dirs['train']}: no readable training images left after skipping bad files")
+    for split, file_list in files.items():
+        if not file_list.paths:
+            raise DataError(f"{split_dirs[split]}: no readable {split} images left after skipping bad files; "
+                            "fix or replace them")
     n_channels = channels or (1 if all(info.grey for info in infos) else 3)
     sizes = {info.size for info in infos}
     size = (img_size, img_size) if img_size else (sizes.pop() if len(sizes) == 1 else (DEFAULT_FOLDER_SIZE,) * 2)
@@ -229,6 +230,9 @@ def _load_folder(path: str, val_fraction: float | None, img_size: int | None, ch
     for split, file_list in files.items():
         if keep_in_memory:
             images, labels = folders.decode_files(file_list, n_channels, size, skip_bad, skipped)
+            if not len(labels):
+                where = split_dirs.get(split, split_dirs["train"])
+                raise DataError(f"{where}: no readable {split} images left after skipping bad files; fix or replace them")
             splits[split] = ArrayDataset(images, labels, classes)
         else:
             splits[split] = FileDataset(file_list.paths, torch.tensor(file_list.labels, dtype=torch.int64), classes,

@@ -5,8 +5,10 @@
 
 Class names are the sorted subfolder names of the training folder. Files are found
 recursively inside each class folder; names without an image extension and hidden files or
-folders (starting with ".") are ignored. Bad files (empty, not an image, truncated,
-decompression bomb) raise DataError, or with ``skip_bad`` are dropped and listed.
+folders (starting with ".") are ignored; symbolic links to folders are followed, and a link
+that leads back into its own folder (a loop) is refused. A training folder needs at least two
+classes. Bad files (empty, not an image, truncated, decompression bomb, broken link) raise
+DataError, or with ``skip_bad`` are dropped and listed.
 """
 
 from __future__ import annotations
@@ -42,6 +44,10 @@ def find_splits(root: str | os.PathLike) -> dict[str, Path]:
         raise DataError(f"{root}: not a folder; pass an image folder (one subfolder per class) or a named dataset")
     subdirs = {d.name: d for d in _subdirs(root)}
     if "train" not in subdirs or not _subdirs(subdirs["train"]):
+        split_names = {n for names in SPLIT_NAMES.values() for n in names}
+        if "train" in subdirs and set(subdirs) <= split_names:  # train/ (val/, test/) holding images directly
+            raise DataError(f"{subdirs['train']}: holds no class subfolders; put the images in one folder per class "
+                            f"({subdirs['train']}/cat/*.jpg, {subdirs['train']}/dog/*.jpg, ...)")
         return {"train": root}
     splits = {"train": subdirs["train"]}
     for split in ("val", "test"):
@@ -60,6 +66,11 @@ def list_class_files(folder: Path, classes: list[str] | None = None) -> tuple[li
         raise DataError(f"{folder}: no class subfolders; expected one folder per class (e.g. {folder}/cat/*.jpg, "
                         f"{folder}/dog/*.jpg) or train/ and val/ folders holding them")
     names = [d.name for d in class_dirs]
+    if classes is None and len(names) == 1:
+        inner = _subdirs(class_dirs[0])
+        hint = (f"if {class_dirs[0].name}/ holds the class folders, pass {class_dirs[0]} instead" if len(inner) > 1 else
+                f"add a folder per class next to it (e.g. {folder}/cat/, {folder}/dog/)")
+        raise DataError(f"{folder}: only one class folder ({names[0]}/), and a classifier needs at least two; {hint}")
     if classes is None:
         classes = names
     else:
@@ -71,9 +82,11 @@ def list_class_files(folder: Path, classes: list[str] | None = None) -> tuple[li
     paths: list[str] = []
     labels: list[int] = []
     for d in class_dirs:
-        files = _image_files(d)
+        files, others = _image_files(d)
         if not files:
-            raise DataError(f"{d}: class folder holds no images ({', '.join(IMAGE_EXTENSIONS)}); add some or remove the folder")
+            seen = f"; it holds {len(others)} other files, e.g. {', '.join(others[:3])}" if others else ""
+            raise DataError(f"{d}: class folder holds no images ({', '.join(IMAGE_EXTENSIONS)}){seen}; "
+                            "add some or remove the folder")
         paths += files
         labels += [index[d.name]] * len(files)
     return classes, FileList(paths, labels)
@@ -101,15 +114,52 @@ def decode_files(files: FileList, channels: int, size: tuple[int, int], skip_bad
 
 
 def _subdirs(folder: Path) -> list[Path]:
-    return sorted((d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")), key=lambda d: d.name)
+    """Visible subfolders (symbolic links to folders included), sorted by name."""
+    try:
+        entries = list(folder.iterdir())
+    except OSError as e:
+        raise DataError(f"{folder}: cannot list the folder ({e.strerror or e}); check that it exists and is readable") from None
+    return sorted((d for d in entries if not d.name.startswith(".") and _is_dir(d)), key=lambda d: d.name)
 
 
-def _image_files(folder: Path) -> list[str]:
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        found += [os.path.join(dirpath, f) for f in sorted(filenames) if not f.startswith(".") and is_image_file(f)]
-    return found
+def _is_dir(path) -> bool:
+    try:
+        return os.path.isdir(path)
+    except OSError:  # e.g. a symbolic link loop: not a folder (and, by name, maybe a bad "image")
+        return False
+
+
+def _image_files(folder: Path) -> tuple[list[str], list[str]]:
+    """(image files, names of the other files) under ``folder``, recursively, in os.walk order.
+
+    Symbolic links to folders are followed; one that leads back to a folder on its own path
+    would list the same files forever and is refused with a DataError naming the link.
+    """
+    found: list[str] = []
+    others: list[str] = []
+
+    def visit(d: str, chain: frozenset[str]) -> None:
+        try:
+            with os.scandir(d) as it:
+                entries = sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
+        except OSError as e:
+            raise DataError(f"{d}: cannot list the folder ({e.strerror or e}); fix its permissions or remove it") from None
+        subdirs = []
+        for e in entries:
+            if _is_dir(e.path):
+                subdirs.append(e.path)
+            elif is_image_file(e.name):
+                found.append(e.path)
+            else:
+                others.append(e.name)
+        for sub in subdirs:
+            real = os.path.realpath(sub)
+            if real in chain:
+                raise DataError(f"{sub}: symbolic link loop (leads back to {real}); remove the link")
+            visit(sub, chain | {real})
+
+    visit(os.fspath(folder), frozenset({os.path.realpath(folder)}))
+    return found, others
 
 
 def _try(fn):

@@ -1,12 +1,12 @@
 """Decoding image files into uint8 tensors, with one line of explanation when a file is bad.
 
 Every PIL mode becomes either grey (1 channel) or RGB (3 channels):
-EXIF orientation is applied; transparent pixels (LA, RGBA, palette with transparency) are
-composited on a white background, the way the image shows in a browser; 16-bit and 32-bit
+EXIF orientation is applied; transparent pixels (LA, RGBA, palette or colour-key transparency)
+are composited on a white background, the way the image shows in a browser; 16-bit and 32-bit
 integer grey (I;16, I) is scaled from 0..65535 to 0..255; float grey (F) is read as 0..1 when
 its maximum is at most 1, else clipped to 0..255; CMYK and YCbCr go through PIL's RGB
-conversion; RGB to grey uses PIL's ITU-R 601-2 luma (L = 0.299 R + 0.587 G + 0.114 B).
-An animated GIF gives its first frame.
+conversion; RGB to grey is ``to_grey``, PIL's ITU-R 601-2 luma (L = 0.299 R + 0.587 G + 0.114 B),
+the one grey conversion of cnnlab. An animated GIF gives its first frame.
 """
 
 from __future__ import annotations
@@ -21,15 +21,18 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from cnnlab.errors import ConfigError, DataError
+from cnnlab.errors import ConfigError, DataError, ShapeError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif")
 # Decompression-bomb limit: a tiny file that claims e.g. 50000 x 50000 pixels would take gigabytes
 # to decode. 64 Mpixel (8192 x 8192) is far beyond any photo a CNN is trained on.
 MAX_IMAGE_PIXELS: int = 64 * 1024 * 1024
 
+GREY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R 601-2 luma, PIL's RGB -> "L"
+_GREY_FIXED = (19595, 38470, 7471)  # PIL's fixed-point weights (sum 65536): uint8 results equal convert("L")
 _GREY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, IndexError)
+# what PIL's decoders raise for a bad file (KeyError: an unknown TIFF/EXIF tag or raw mode)
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, IndexError, KeyError)
 _ROTATED_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 
 
@@ -53,7 +56,11 @@ def probe_image(path: str | os.PathLike) -> ImageInfo:
         w, h = im.size
         if _orientation(im) in _ROTATED_ORIENTATIONS:
             w, h = h, w
-        return ImageInfo(size=(h, w), grey=_is_grey(im), format=im.format or "")
+        try:
+            grey = _is_grey(im)  # a palette image may need its data read for this
+        except _DECODE_ERRORS as e:
+            raise _corrupt(path, e) from None
+        return ImageInfo(size=(h, w), grey=grey, format=im.format or "")
 
 
 def load_image(path: str | os.PathLike, channels: int | None = None, size: tuple[int, int] | None = None) -> torch.Tensor:
@@ -62,25 +69,53 @@ def load_image(path: str | os.PathLike, channels: int | None = None, size: tuple
     ``channels``: 1 -> grey, 3 -> RGB, None -> 1 if the image is grey else 3.
     ``size`` (H, W): resize so the image covers it (shorter side first), then center-crop; JPEGs
     are decoded at a reduced scale when that is enough (PIL draft mode), which is much faster.
+    Any aspect ratio works (a 20000 x 20 strip gives its central 20 x 20 square, scaled).
     """
     if channels not in (None, 1, 3):
         raise ConfigError(f"channels={channels!r}: must be 1 (grey), 3 (RGB) or None (keep)")
+    if size is not None and (not isinstance(size, (tuple, list)) or len(size) != 2 or min(size) < 1):
+        raise ConfigError(f"size={size!r}: must be (height, width) in pixels, both at least 1")
     with _open(path) as im:
-        grey = _is_grey(im) if channels is None else channels == 1
-        orientation = _orientation(im)
-        if size is not None and im.format == "JPEG":
-            want = (size[0], size[1]) if orientation in _ROTATED_ORIENTATIONS else (size[1], size[0])  # (w, h) stored
-            im.draft(im.mode, want)  # decode at 1/2, 1/4 or 1/8 scale, still covering `size`
-        try:
+        try:  # PIL decodes here: a bad file fails in this block and nowhere else
+            grey = _is_grey(im) if channels is None else channels == 1
+            orientation = _orientation(im)
+            if size is not None and im.format == "JPEG":
+                want = (size[0], size[1]) if orientation in _ROTATED_ORIENTATIONS else (size[1], size[0])  # (w, h) stored
+                im.draft(im.mode, want)  # decode at 1/2, 1/4 or 1/8 scale, still covering `size`
             im.load()
             im = ImageOps.exif_transpose(im) if orientation not in (None, 1) else im
-            arr = _to_array(im, grey, path)  # (H, W) or (H, W, 3) uint8
+            im = _standard_mode(im, path)  # L, LA, RGB, RGBA, or wide grey (I..., F)
         except _DECODE_ERRORS as e:
-            raise DataError(f"{path}: image data is truncated or corrupt ({e}); re-export the file or pass --skip-bad") from None
+            raise _corrupt(path, e) from None
+    arr = _to_array(im)  # (H, W) or (H, W, 3) uint8
+    if grey and arr.ndim == 3:
+        arr = to_grey(torch.from_numpy(np.require(arr, requirements=["C", "W"])).permute(2, 0, 1))[0].numpy()
     if size is not None and arr.shape[:2] != tuple(size):
         arr = _cover_resize(arr, size)
+    if not grey and arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)  # grey -> RGB by repetition
     t = torch.from_numpy(np.require(arr, requirements=["C", "W"]))  # PIL arrays are read-only
     return t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1).contiguous()  # (C, H, W)
+
+
+def to_grey(x: torch.Tensor) -> torch.Tensor:
+    """RGB -> grey luma with channels at dim -3: (..., 3, H, W) -> (..., 1, H, W); 1 channel is returned as is.
+
+    uint8 gives exactly PIL's ``convert("L")`` (fixed point, rounded); float gives
+    0.299 R + 0.587 G + 0.114 B in the input's units. The one grey conversion of cnnlab.
+    """
+    if x.ndim < 3 or x.shape[-3] not in (1, 3):
+        raise ShapeError(f"to_grey wants images (..., 1 or 3, H, W), got shape {tuple(x.shape)}")
+    if x.shape[-3] == 1:
+        return x
+    r, g, b = x.unbind(-3)
+    if x.dtype == torch.uint8:
+        y = r.to(torch.int32).mul_(_GREY_FIXED[0])
+        y.add_(g.to(torch.int32).mul_(_GREY_FIXED[1])).add_(b.to(torch.int32).mul_(_GREY_FIXED[2])).add_(1 << 15)
+        return y.bitwise_right_shift_(16).to(torch.uint8).unsqueeze(-3)
+    if not x.is_floating_point():
+        raise ShapeError(f"to_grey wants uint8 or float images, got {x.dtype}")
+    return (r * GREY_WEIGHTS[0] + g * GREY_WEIGHTS[1] + b * GREY_WEIGHTS[2]).unsqueeze(-3)
 
 
 def resize_center_crop(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -100,20 +135,32 @@ def _open(path: str | os.PathLike) -> Image.Image:
     """Image.open with the checks that need no decoding: missing, empty, not an image, too many pixels."""
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise DataError(f"{path}: image file not found")
+        if os.path.islink(path):
+            raise DataError(f"{path}: symbolic link is broken or loops (points to {os.readlink(path)}); "
+                            "fix or delete the link")
+        what = "is a folder, not an image file" if os.path.isdir(path) else "image file not found"
+        raise DataError(f"{path}: {what}")
     if os.path.getsize(path) == 0:
         raise DataError(f"{path}: file is empty (0 bytes); delete it or pass --skip-bad")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im = Image.open(path)
-    except Image.DecompressionBombError:
-        raise DataError(f"{path}: image claims too many pixels (decompression bomb); limit is {MAX_IMAGE_PIXELS} pixels") from None
+    except Image.DecompressionBombError as e:
+        raise DataError(f"{path}: image claims too many pixels, a decompression bomb ({_one_line(e)}); downscale it or pass "
+                        "--skip-bad") from None
     except UnidentifiedImageError:
+        kind = _sniff_format(path)
+        if kind:
+            raise DataError(f"{path}: {kind} file with a corrupt header (PIL cannot read it); re-export the file or "
+                            "pass --skip-bad") from None
         raise DataError(f"{path}: not an image PIL can read (expected one of {', '.join(IMAGE_EXTENSIONS)}); "
                         "delete it or pass --skip-bad") from None
+    except PermissionError:
+        raise DataError(f"{path}: cannot read the image file (permission denied); fix its permissions or pass --skip-bad") from None
     except _DECODE_ERRORS as e:
-        raise DataError(f"{path}: image header is truncated or corrupt ({e}); re-export the file or pass --skip-bad") from None
+        raise DataError(f"{path}: image header is truncated or corrupt ({_one_line(e)}); re-export the file or pass "
+                        "--skip-bad") from None
     w, h = im.size
     if w * h > MAX_IMAGE_PIXELS:
         im.close()
@@ -123,6 +170,31 @@ def _open(path: str | os.PathLike) -> Image.Image:
         im.close()
         raise DataError(f"{path}: image has zero width or height; delete it or pass --skip-bad")
     return im
+
+
+_MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
+          (b"BM", "BMP"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"))
+
+
+def _sniff_format(path: str) -> str | None:
+    """The image format a file's first bytes claim (PNG, JPEG, GIF, BMP, TIFF, WebP), or None."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        return None
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    return next((kind for magic, kind in _MAGIC if head.startswith(magic)), None)
+
+
+def _corrupt(path, e: Exception) -> DataError:
+    return DataError(f"{path}: image data is truncated or corrupt ({_one_line(e)}); re-export the file or pass --skip-bad")
+
+
+def _one_line(e: Exception) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def _orientation(im: Image.Image) -> int | None:
@@ -151,36 +223,34 @@ def _composite_on_white(arr: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
-def _to_array(im: Image.Image, grey: bool, path) -> np.ndarray:
-    """Decoded PIL image -> uint8 (H, W) if ``grey`` else (H, W, 3)."""
+def _standard_mode(im: Image.Image, path) -> Image.Image:
+    """Any PIL mode -> L, LA, RGB, RGBA or a wide grey mode (I, I;16..., F), with PIL's conversions only."""
     mode = im.mode
-    if mode.startswith("I") or mode == "F":
-        arr = _wide_grey(im)
-        return arr if grey else np.repeat(arr[..., None], 3, axis=2)
+    if mode.startswith("I") or mode == "F" or mode in ("LA", "RGBA"):
+        return im
     if mode in ("P", "PA"):
-        has_alpha = mode == "PA" or "transparency" in im.info
-        im = im.convert("RGBA" if has_alpha else "RGB")
-        mode = im.mode
-    elif mode in ("La", "1"):
-        im = im.convert("LA" if mode == "La" else "L")
-        mode = im.mode
-    elif mode == "RGBa":
-        im = im.convert("RGBA")
-        mode = im.mode
-    elif mode not in ("L", "LA", "RGB", "RGBA"):
-        try:
-            im = im.convert("RGB")  # CMYK, YCbCr, RGBX, HSV, ...
-        except ValueError as e:
-            raise DataError(f"{path}: PIL cannot convert image mode {mode} to RGB ({e}); re-save it as RGB") from None
-        mode = "RGB"
+        return im.convert("RGBA" if mode == "PA" or "transparency" in im.info else "RGB")
+    if mode in ("1", "L", "RGB"):
+        if im.info.get("transparency") is not None:  # a colour key (PNG tRNS): that value is see-through
+            return im.convert("RGBA" if mode == "RGB" else "LA")
+        return im.convert("L") if mode == "1" else im
+    if mode in ("La", "RGBa"):  # premultiplied alpha
+        return im.convert(mode[:-1] + "A")
+    try:
+        return im.convert("RGB")  # CMYK, YCbCr, LAB, HSV, RGBX, ...
+    except ValueError as e:
+        raise DataError(f"{path}: PIL cannot convert image mode {mode} to RGB ({e}); re-save it as RGB") from None
+
+
+def _to_array(im: Image.Image) -> np.ndarray:
+    """A PIL image in a mode from _standard_mode -> uint8 (H, W) (grey) or (H, W, 3); alpha composited on white."""
+    if im.mode.startswith("I") or im.mode == "F":
+        return _wide_grey(im)
     arr = np.asarray(im)
-    if mode in ("LA", "RGBA"):
-        arr = _composite_on_white(arr)
-        mode = mode[:-1]
-    if mode == "L":
-        return arr if grey else np.repeat(arr[..., None], 3, axis=2)
-    if grey:
-        return np.asarray(Image.fromarray(arr, "RGB").convert("L"))
+    if im.mode in ("LA", "RGBA"):
+        arr = _composite_on_white(arr)  # (H, W, 1) or (H, W, 3)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
     return arr
 
 

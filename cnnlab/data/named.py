@@ -61,6 +61,9 @@ def load_idx_dataset(name: str, root: str | os.PathLike) -> tuple[Split, Split, 
             raise DataError(f"{paths[part + '_labels']}: labels must be 0..9, found {labels.min()}..{labels.max()}")
         x = torch.from_numpy(images).unsqueeze(1)  # (N, 1, H, W)
         splits.append((x, torch.from_numpy(labels.astype(np.int64))))
+    if splits[0][0].shape[2:] != splits[1][0].shape[2:]:
+        raise DataError(f"{paths['test_images']}: test images are {tuple(splits[1][0].shape[2:])} but the training images "
+                        f"in {paths['train_images']} are {tuple(splits[0][0].shape[2:])}; the files come from different datasets")
     classes = FASHION_MNIST_CLASSES if name == "fashion-mnist" else DIGIT_CLASSES
     return splits[0], splits[1], list(classes)
 

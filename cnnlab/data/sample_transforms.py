@@ -7,16 +7,15 @@ ColorJitter) plus AlexNet's PCA lighting, which torchvision does not ship.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from cnnlab.data.augment import AugmentConfig
+from cnnlab.data.batch_augment import random_erasing
 from cnnlab.errors import ConfigError
-
-if TYPE_CHECKING:
-    from cnnlab.data.augment import AugmentConfig
 
 
 class PCALighting(v2.Transform):
@@ -61,13 +60,11 @@ class RandomErase(v2.Transform):
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
         if not isinstance(inpt, torch.Tensor) or inpt.ndim != 3 or not inpt.is_floating_point():
             return inpt
-        from cnnlab.data.batch_augment import random_erasing
-
         out = random_erasing(inpt.unsqueeze(0), self.p, None).squeeze(0)  # torch's global RNG, seeded per image
         return tv_tensors.wrap(out, like=inpt) if isinstance(inpt, tv_tensors.TVTensor) else out
 
 
-def build_sample_transform(cfg: "AugmentConfig", img_size: tuple[int, int], train: bool,
+def build_sample_transform(cfg: AugmentConfig, img_size: tuple[int, int], train: bool,
                            pca_basis: tuple[torch.Tensor, torch.Tensor] | None = None) -> v2.Compose:
     """uint8 (C, H, W) at ``img_size`` -> float32 in [0, 1], randomly augmented when ``train`` (no normalization)."""
     steps: list[v2.Transform] = [v2.ToDtype(torch.float32, scale=True)]

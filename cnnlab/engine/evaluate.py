@@ -39,6 +39,10 @@ def load_task(run_dir: str | Path, which: str = "best", device: str | torch.devi
         except CnnlabError as e:
             raise CheckpointError(str(e)) from None
     task = task_cls(cfg, meta)
+    for key in getattr(task_cls, "required_meta", ()):
+        if key not in meta:
+            raise CheckpointError(f"{path.with_suffix('.json')} lacks {key!r}; the metadata is corrupt (restore it from "
+                                  "the run's other checkpoint or retrain)")
     try:
         model = task.create_network(meta)
     except KeyError as e:
@@ -46,7 +50,6 @@ def load_task(run_dir: str | Path, which: str = "best", device: str | torch.devi
     except CnnlabError as e:
         raise CheckpointError(f"{path.with_suffix('.json')}: {e}") from None
     ckpt.load_weights_into(model, ckpt.load_tensors(path), path)
-    task.check_meta(model) if hasattr(task, "check_meta") else None
     return task, model.to(device).eval(), meta, path
 
 

@@ -75,8 +75,9 @@ def create_model(
         raise ModelError(f"model {name!r} has no option {unknown[0]!r}; it takes: {', '.join(p for p in params)}")
     try:
         model = builder(num_classes=num_classes, in_chans=in_chans, **kwargs)
-    except (ValueError, TypeError) as e:  # impossible architecture settings
-        raise ModelError(f"cannot build {name!r}: {e}") from None
+    except (ValueError, TypeError, RuntimeError) as e:  # impossible architecture settings (width=-4, ...)
+        given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if k not in _OPTIONAL_KWARGS)
+        raise ModelError(f"cannot build {name!r}" + (f" with {given}" if given else "") + f": {e}") from None
     if weights is not None:
         from cnnlab.models.pretrained import is_named, resolve_pretrained
         from cnnlab.models.weights import load_weights

@@ -90,7 +90,8 @@ class Task:
     monitor: ClassVar[str] = "loss"  # validation metric that picks the best checkpoint
     mode: ClassVar[str] = "min"
     progress_keys: ClassVar[tuple[str, ...]] = ("loss",)  # running means shown in the progress bar
-    summary_keys: ClassVar[tuple[str, ...]] = ("loss",)  # final metrics copied to summary.json as <split>_<key>
+    summary_keys: ClassVar[tuple[str, ...]] = ("loss",)  # final metrics printed at the end of a run
+    required_meta: ClassVar[tuple[str, ...]] = ()  # checkpoint metadata a loaded run cannot do without
 
     def __init__(self, cfg: TrainConfig, meta: dict[str, Any] | None = None):
         self.cfg = cfg

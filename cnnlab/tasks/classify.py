@@ -98,6 +98,7 @@ class Classify(Task):
     monitor, mode = "acc", "max"
     progress_keys = ("loss", "acc")
     summary_keys = ("acc", "top5", "loss")
+    required_meta = ("classes", "num_classes", "in_chans", "img_size")
 
     # ------------------------------------------------------------------ data
     @classmethod

@@ -83,6 +83,7 @@ class Landmarks(Task):
     monitor, mode = "pck", "max"
     progress_keys = ("loss", "nme")
     summary_keys = ("pck", "nme")
+    required_meta = ("num_keypoints", "img_size", "normalization")
     examples = """examples:
   cnnlab data scenes --kind keypoints --n 3000 --out data/quads
   cnnlab train landmarks --data data/quads

@@ -74,6 +74,7 @@ class Localize(Task):
     monitor, mode = "acc_iou50", "max"
     progress_keys = ("loss", "acc", "iou")
     summary_keys = ("acc_iou50", "miou", "acc")
+    required_meta = ("classes", "num_classes", "img_size", "normalization")
     examples = """examples:
   cnnlab data scenes --kind localize --n 3000 --out data/loc
   cnnlab train localize --data data/loc
