@@ -3,6 +3,12 @@
 An IDX file is: two zero bytes, a type code, the number of dimensions, each dimension as a
 big-endian uint32, then the values in C order (big-endian). Files may be gzip-compressed;
 reading detects gzip by its magic bytes, writing compresses when the path ends in ``.gz``.
+
+Reading trusts nothing: the header is read first and the data is then read (streamed out of
+gzip in chunks) up to exactly the size the header declares, so a small ``.gz`` hiding
+gigabytes of padding (a decompression bomb) is refused after reading a few bytes past the
+data, and a header that claims more than the file could hold is refused before any reading.
+This is the one IDX reader of cnnlab (``cnnlab.scratch.data`` calls it too).
 """
 
 from __future__ import annotations
@@ -27,6 +33,14 @@ _CODE_TO_DTYPE = {
     0x0E: np.dtype(">f8"),
 }
 _KIND_TO_CODE = {("u", 1): 0x08, ("i", 1): 0x09, ("i", 2): 0x0B, ("i", 4): 0x0C, ("f", 4): 0x0D, ("f", 8): 0x0E}
+# The largest data an IDX file may declare (all of Fashion-MNIST's training images are 47 MB).
+MAX_IDX_BYTES: int = 8 * 1024**3
+# deflate expands at most about 1032:1, so a .gz of N bytes cannot hold more than this many times N
+_GZIP_MAX_RATIO = 1032
+_CHUNK = 4 * 1024 * 1024  # bytes decompressed per read
+_TRAILING_PROBE = 1024 * 1024  # at most this much past the declared data is read to report how much there is
+_GZIP_ERRORS = (EOFError, OSError, zlib.error)
+_REDOWNLOAD = "download the file again"
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
@@ -34,25 +48,82 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: IDX file not found")
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (EOFError, OSError, zlib.error) as e:
-            raise DataError(f"{path}: gzip stream is truncated or corrupt ({e}); download the file again") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _CODE_TO_DTYPE:
-        raise DataError(f"{path}: not an IDX file (bad magic number {raw[:4].hex() or 'empty'}); expected 0000 08..0e <ndim>")
-    dtype, ndim = _CODE_TO_DTYPE[raw[2]], raw[3]
+    try:
+        with open(path, "rb") as raw:
+            gz = raw.read(2) == b"\x1f\x8b"
+            raw.seek(0)
+            stream = gzip.GzipFile(fileobj=raw, mode="rb") if gz else raw
+            try:
+                return _read_stream(path, stream, gz, os.fstat(raw.fileno()).st_size)
+            except _GZIP_ERRORS as e:
+                if not gz:
+                    raise
+                raise DataError(f"{path}: gzip stream is truncated or corrupt ({e}); {_REDOWNLOAD}") from None
+    except PermissionError:
+        raise DataError(f"{path}: cannot read the IDX file (permission denied); fix its permissions") from None
+
+
+def _read_stream(path: Path, stream, gz: bool, file_size: int) -> np.ndarray:
+    """Header, then exactly the declared data, then a check that nothing follows."""
+    magic = stream.read(4)
+    if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in _CODE_TO_DTYPE:
+        raise DataError(f"{path}: not an IDX file (bad magic number {magic.hex() or 'empty'}); "
+                        "expected 0000 08..0e <ndim>")
+    dtype, ndim = _CODE_TO_DTYPE[magic[2]], magic[3]
     header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DataError(f"{path}: IDX header is truncated ({len(raw)} bytes, need {header}); download the file again")
-    shape = struct.unpack(f">{ndim}I", raw[4:header])
-    count = int(np.prod(shape, dtype=np.int64))
-    need = header + count * dtype.itemsize
-    if len(raw) < need:
-        raise DataError(f"{path}: IDX data is truncated ({len(raw)} of {need} bytes for shape {shape}); download the file again")
-    data = np.frombuffer(raw, dtype=dtype, count=count, offset=header).reshape(shape)
-    return data.astype(dtype.newbyteorder("="))  # a writable copy in native byte order
+    dims = stream.read(4 * ndim)
+    if len(dims) < 4 * ndim:
+        raise DataError(f"{path}: IDX header is truncated ({4 + len(dims)} bytes, need {header}); {_REDOWNLOAD}")
+    shape = struct.unpack(f">{ndim}I", dims)
+    count = int(np.prod(shape, dtype=object))  # exact: dimensions up to 2**32 - 1 each overflow int64
+    nbytes = count * dtype.itemsize
+    what = f"{tuple(shape)} {dtype.name}"
+    if not gz and file_size < header + nbytes:
+        raise DataError(f"{path}: IDX data is truncated ({file_size - header} of {nbytes} bytes for {what}); {_REDOWNLOAD}")
+    if not gz and file_size > header + nbytes:
+        raise DataError(f"{path}: holds {file_size - header - nbytes} bytes after the declared {what} data; "
+                        f"the file is corrupt, {_REDOWNLOAD}")
+    if nbytes > MAX_IDX_BYTES:
+        raise DataError(f"{path}: header declares {what} = {nbytes} bytes, over the limit of {MAX_IDX_BYTES} "
+                        "(cnnlab.data.idx.MAX_IDX_BYTES); the header is corrupt or the file is not a dataset")
+    if gz and nbytes > _GZIP_MAX_RATIO * file_size + 1024:
+        raise DataError(f"{path}: header declares {what} = {nbytes} bytes, more than a {file_size}-byte .gz can "
+                        f"hold; the header is corrupt, {_REDOWNLOAD}")
+    out = np.empty(shape, dtype=dtype.newbyteorder("="))  # filled with the file's big-endian bytes, swapped below
+    view = memoryview(out.reshape(-1).view(np.uint8)) if count else memoryview(b"")
+    got = 0
+    while got < nbytes:
+        n = stream.readinto(view[got:got + _CHUNK]) if not gz else _read_into(stream, view[got:got + _CHUNK])
+        if not n:
+            raise DataError(f"{path}: IDX data is truncated ({got} of {nbytes} bytes for {what}); {_REDOWNLOAD}")
+        got += n
+    extra = _count_trailing(stream)
+    if extra:
+        amount = f"more than {_TRAILING_PROBE}" if extra > _TRAILING_PROBE else str(extra)
+        packed = " (decompressed)" if gz else ""
+        raise DataError(f"{path}: holds {amount} bytes{packed} after the declared {what} data; "
+                        f"the file is corrupt or padded, {_REDOWNLOAD}")
+    if dtype.byteorder == ">" and np.little_endian:
+        out.byteswap(inplace=True)
+    return out
+
+
+def _read_into(stream: gzip.GzipFile, buf: memoryview) -> int:
+    """GzipFile.read into ``buf``: decompresses at most len(buf) bytes."""
+    data = stream.read(len(buf))
+    buf[:len(data)] = data
+    return len(data)
+
+
+def _count_trailing(stream) -> int:
+    """Bytes left in ``stream``, counted up to a little over _TRAILING_PROBE (never the whole of a bomb)."""
+    n = 0
+    while n <= _TRAILING_PROBE:
+        data = stream.read(64 * 1024)
+        if not data:
+            break
+        n += len(data)
+    return n
 
 
 def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:

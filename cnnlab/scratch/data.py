@@ -1,5 +1,5 @@
 """Data for the scratch classifiers: scikit-learn's bundled 8x8 digits and Fashion-MNIST
-read from its IDX .gz files with a tiny NumPy reader (so the scratch engine needs no torch).
+read from its IDX .gz files with cnnlab.data.idx (NumPy only, so the scratch engine needs no torch).
 
 Every loader returns a dict with X_train, y_train, X_val, y_val, X_test, y_test: images
 (N, 1, H, W) float64 scaled to [0, 1] minus the training mean image (the course's
@@ -8,40 +8,25 @@ preprocessing), labels int64 (N,), plus class_names and the dataset's name.
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
 import numpy as np
 
+from cnnlab.data.idx import read_idx as _read_idx
 from cnnlab.errors import ConfigError, DataError
 
 FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                          "Ankle boot"]
-_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
 def read_idx(path: str | Path) -> np.ndarray:
-    """Read an IDX file (gzip or plain): magic 00 00 <type> <ndim>, ndim big-endian int32 sizes, data."""
+    """An IDX file (gzip or plain) as a numpy array: cnnlab.data.idx.read_idx, with the Fashion-MNIST hint."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path} not found; install it with `sudo apt-get install dataset-fashion-mnist` "
                         f"or point --data-root at the folder holding the IDX files")
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as fh:
-            raw = fh.read()
-    except (OSError, EOFError) as e:
-        raise DataError(f"{path} cannot be read ({e}); reinstall dataset-fashion-mnist") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise DataError(f"{path} is not an IDX file (bad magic number); reinstall dataset-fashion-mnist")
-    ndim = raw[3]
-    shape = tuple(int(s) for s in np.frombuffer(raw, dtype=">i4", count=ndim, offset=4))
-    dtype = np.dtype(_IDX_DTYPES[raw[2]])
-    offset = 4 + 4 * ndim
-    if len(raw) - offset != int(np.prod(shape)) * dtype.itemsize:
-        raise DataError(f"{path} is truncated: header says {shape}, file holds {len(raw) - offset} data bytes")
-    return np.frombuffer(raw, dtype=dtype, offset=offset).reshape(shape).astype(dtype.newbyteorder("="))
+    return _read_idx(path)
 
 
 def _finish(X_train, y_train, X_val, y_val, X_test, y_test, class_names, limit: int | None, name: str) -> dict:

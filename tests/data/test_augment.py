@@ -243,3 +243,20 @@ def test_random_erasing_in_the_spec_the_batch_and_the_per_sample_paths():
     torch.manual_seed(0)
     img = t(torch.zeros(1, 16, 16, dtype=torch.uint8))  # (C, H, W) uint8 -> float in [0, 1], erased
     assert img.shape == (1, 16, 16) and img.dtype == torch.float32 and 0 < (img != 0).float().mean() <= 0.45
+
+
+def test_imports_go_one_way_and_the_old_names_still_work():
+    import subprocess
+    import sys
+
+    code = ("import sys, cnnlab.data.augment as a; "
+            "assert not {'cnnlab.data.batch_augment', 'cnnlab.data.sample_transforms', 'torch'} & set(sys.modules); "
+            "from cnnlab.data.augment import BatchAugment, build_sample_transform, pca_lighting_basis, PCALighting; "
+            "import cnnlab.data.batch_augment as b, cnnlab.data.sample_transforms as s; "
+            "assert BatchAugment is b.BatchAugment and b.AugmentConfig is a.AugmentConfig is s.AugmentConfig; "
+            "assert build_sample_transform is s.build_sample_transform and pca_lighting_basis is b.pca_lighting_basis")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    import cnnlab.data.augment as augment
+
+    with pytest.raises(AttributeError, match="has no attribute 'nope'"):
+        augment.nope

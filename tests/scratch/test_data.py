@@ -29,7 +29,7 @@ def test_read_idx_errors_name_the_file_and_the_fix(tmp_path):
         read_idx(tmp_path / "missing-idx3-ubyte.gz")
     bad = tmp_path / "bad.gz"
     gzip.open(bad, "wb").write(b"\x01\x02\x08\x01")
-    with pytest.raises(DataError, match="bad.gz is not an IDX file"):
+    with pytest.raises(DataError, match="bad.gz: not an IDX file"):
         read_idx(bad)
     short = _write_idx(tmp_path / "short", np.zeros((4, 2), np.uint8), 0x08, gz=False)
     short.write_bytes(short.read_bytes()[:-3])
