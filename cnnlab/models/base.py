@@ -4,9 +4,11 @@
 - ``forward_head(x, pre_logits=False)``: pool (and, for AlexNet/VGG/LeNet, the FC stack) then the
   classifier; ``pre_logits=True`` stops before it and gives the (B, num_features) "CNN code";
 - ``forward_intermediates(x, indices)``: the feature maps at the ends of the chosen stages;
-- ``feature_info``: one ``dict(num_chs=, reduction=, module=)`` per feature stage, measured once on a
-  probe input (``reduction`` = input side / map side; ``module`` = the dotted name of its output module);
-- ``stages()`` for --freeze (AlexNet and VGG add FC6 and FC7, which are not feature stages).
+- ``feature_info``: one ``dict(num_chs=, reduction=, module=)`` per feature stage, measured once on probe
+  inputs (``reduction``: the stage's stride, input side / map side; ``module``: the dotted name of the
+  module whose output it is);
+- ``stages()`` for --freeze: feature stage i is ``stages()[i]`` (AlexNet, VGG and LeNet add their FC
+  layers, which are not feature stages).
 ``forward(x) == forward_head(forward_features(x))``.
 """
 
@@ -43,6 +45,9 @@ class Backbone(nn.Module):
         """The outputs of the feature stages ``indices`` (ints into feature_info, negative allowed; None = all)."""
         stages = self._stage_outputs()
         n = len(stages)
+        bad = [i for i in (indices or []) if not -n <= i < n]
+        if bad:
+            raise IndexError(f"feature stage {bad[0]} does not exist: {type(self).__name__} has {n} (0..{n - 1}, or -1..-{n})")
         wanted = list(range(n)) if indices is None else [i % n for i in indices]
         seen: dict[int, torch.Tensor] = {}
         hooks = [m.register_forward_hook(lambda mod, inp, out, k=k: seen.__setitem__(k, out))
@@ -54,22 +59,32 @@ class Backbone(nn.Module):
                 h.remove()
         return [seen[i] for i in wanted]
 
+    def _probe_input(self, side: int) -> torch.Tensor:
+        """A zero image of ``side`` x ``side`` with the model's input channels, dtype and device."""
+        first = next(m for m in self.modules() if isinstance(m, nn.Conv2d))
+        p = next(self.parameters())
+        return torch.zeros(1, first.in_channels, side, side, dtype=p.dtype, device=p.device)
+
     @property
     def feature_info(self) -> list[dict]:
+        """One dict(num_chs, reduction, module) per feature stage, measured once on two probe inputs.
+
+        ``reduction`` is the stage's stride: input side / map side, measured as the change in map side per
+        64 more input pixels, so valid-padded nets (AlexNet, LeNet) get 8, 16, 32 instead of ratios that
+        depend on the input size; for 'same'-padded nets at multiples of 32 it is exactly input / map."""
         if getattr(self, "_feature_info", None) is None:
-            first = next(m for m in self.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
-            chans = first.in_channels if isinstance(first, nn.Conv2d) else 1
             side = max(64, getattr(self, "min_input_size", 0))
-            training = self.training
+            modes = [(m, m.training) for m in self.modules()]  # restored one by one: frozen batch norms stay in eval
             self.eval()
             try:
                 with torch.no_grad():
-                    p = next(self.parameters())
-                    maps = self.forward_intermediates(torch.zeros(1, chans, side, side, dtype=p.dtype, device=p.device))
+                    small = self.forward_intermediates(self._probe_input(side))
+                    large = self.forward_intermediates(self._probe_input(side + 64))
             finally:
-                self.train(training)
-            self._feature_info = [dict(num_chs=int(t.shape[1]), reduction=side / t.shape[-1], module=name)
-                                  for t, (name, _) in zip(maps, self._stage_outputs())]
+                for m, mode in modes:
+                    m.training = mode
+            self._feature_info = [dict(num_chs=int(a.shape[1]), reduction=64 // (b.shape[-1] - a.shape[-1]), module=name)
+                                  for a, b, (name, _) in zip(small, large, self._stage_outputs())]
         return self._feature_info
 
 

@@ -171,12 +171,13 @@ class GoogLeNet(Backbone):
             self.aux2.fc2 = nn.Linear(1024, num_classes)
 
     def stages(self) -> list[nn.Module]:
-        """Stem, inception 3 (a, b), inception 4 (a..e), inception 5 (a, b); aux heads are not stages."""
+        """Stem (1/4), inception 3a-b (1/8), 4a-e (1/16), 5a-b (1/32): each max pool opens the next stage, so every
+        stage ends on its full-resolution map (192, 480, 832, 1024 channels); aux heads are not stages."""
         return [
-            nn.Sequential(self.conv1, self.maxpool1, self.conv2, self.conv3, self.maxpool2),
-            nn.Sequential(self.inception3a, self.inception3b, self.maxpool3),
-            nn.Sequential(self.inception4a, self.inception4b, self.inception4c, self.inception4d, self.inception4e, self.maxpool4),
-            nn.Sequential(self.inception5a, self.inception5b),
+            nn.Sequential(self.conv1, self.maxpool1, self.conv2, self.conv3),
+            nn.Sequential(self.maxpool2, self.inception3a, self.inception3b),
+            nn.Sequential(self.maxpool3, self.inception4a, self.inception4b, self.inception4c, self.inception4d, self.inception4e),
+            nn.Sequential(self.maxpool4, self.inception5a, self.inception5b),
         ]
 
 

@@ -61,10 +61,15 @@ def create_model(
     weights: str | Path | None = None,
     **kwargs,
 ) -> nn.Module:
-    """Build a registered model; ``weights`` loads a cnnlab checkpoint or a torchvision state dict."""
+    """Build a registered model; ``weights`` loads a cnnlab checkpoint, a torchvision state dict, or named
+    weights ("imagenet" for mobilenet_v2, resolved offline: see pretrained.py)."""
     builder = get_model_builder(name)
     if "pretrained" in kwargs:
-        raise ModelError(f"create_model({name!r}, pretrained=...): use weights='imagenet' (named weights) or weights=PATH")
+        from cnnlab.models.pretrained import list_pretrained, names_for
+
+        named = names_for(name)
+        hint = f"weights={named[0]!r} (or a file path)" if named else f"weights=PATH (named weights: {', '.join(list_pretrained())})"
+        raise ModelError(f"create_model({name!r}) has no pretrained= option: use {hint}")
     params = inspect.signature(builder).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     for key in _OPTIONAL_KWARGS:
@@ -79,10 +84,10 @@ def create_model(
         given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if k not in _OPTIONAL_KWARGS)
         raise ModelError(f"cannot build {name!r}" + (f" with {given}" if given else "") + f": {e}") from None
     if weights is not None:
-        from cnnlab.models.pretrained import is_named, resolve_pretrained
+        from cnnlab.models.pretrained import resolve_weights
         from cnnlab.models.weights import load_weights
 
-        load_weights(model, resolve_pretrained(name, weights) if is_named(name, weights) else weights)
+        load_weights(model, resolve_weights(name, weights))  # a name ("imagenet") -> its local file
     return model
 
 

@@ -8,7 +8,9 @@ state dict) once, then ``create_model("resnet18", weights="resnet18-f37072fd.pth
 A model with ``convert_state_dict(sd)`` maps foreign keys to its own first.
 
 Transfer learning: when only the classifier's shapes differ (another number of classes) the
-model keeps its fresh head and the report says ``head_reset``. Any other missing, unexpected
+model keeps its fresh head and the report says ``head_reset``. RGB weights for a model with
+another ``in_chans`` get their first conv adapted as timm does (summed over RGB for grey, tiled and
+scaled by 3 / in_chans otherwise; ``input_adapted``). Any other missing, unexpected
 or mis-shaped tensor raises ModelError naming it: silently half-loaded weights are worse than none.
 """
 
@@ -95,13 +97,17 @@ def adapt_input_conv(state: dict[str, torch.Tensor], own: dict[str, torch.Tensor
 
 
 def load_weights(model: nn.Module, path: str | Path, *, reset_head_on_mismatch: bool = True) -> dict[str, Any]:
-    """Load ``path`` into ``model`` in place; returns {"loaded": tensors loaded, "head_reset": bool, "path": str}."""
+    """Load ``path`` into ``model`` in place.
+
+    Returns {"loaded": tensors loaded, "head_reset": bool, "input_adapted": bool (RGB first conv summed or
+    tiled for the model's in_chans), "path": str}."""
     state = read_state_dict(path)
     if hasattr(model, "convert_state_dict"):
         state = model.convert_state_dict(state)
     own = model.state_dict()
     head = classifier_keys(model)
-    state = adapt_input_conv(state, own)
+    adapted = adapt_input_conv(state, own)
+    input_adapted, state = adapted is not state, adapted
 
     unexpected = sorted(k for k in state if k not in own)
     if unexpected:
@@ -125,4 +131,4 @@ def load_weights(model: nn.Module, path: str | Path, *, reset_head_on_mismatch: 
                              f"{tuple(own[k].shape)}; pass the num_classes the weights were trained with")
         state = {k: v for k, v in state.items() if k not in head}
     model.load_state_dict(state, strict=False)
-    return {"loaded": len(state), "head_reset": head_reset, "path": str(path)}
+    return {"loaded": len(state), "head_reset": head_reset, "input_adapted": input_adapted, "path": str(path)}

@@ -42,9 +42,15 @@ def assert_matches_torchvision(name: str, tmp_path, size: int = 64, tv_kwargs: d
     assert (got - expected).abs().max().item() <= 1e-5
 
 
-@pytest.mark.parametrize("name", ["alexnet_tv", "vgg11", "resnet18", "resnet50", "resnext50_32x4d"])
+@pytest.mark.parametrize("name", ["alexnet_tv", "vgg11", "resnet18", "resnet50", "resnext50_32x4d", "mobilenet_v2"])
 def test_matches_torchvision(name: str, tmp_path):
     assert_matches_torchvision(name, tmp_path)
+
+
+@pytest.mark.parametrize("width_mult", [0.5, 1.4])
+def test_mobilenet_v2_width_multiplier_matches_torchvision(width_mult: float, tmp_path):
+    """Channels rounded to multiples of 8 as torchvision rounds them (the last conv stays 1280 below 1.0)."""
+    assert_matches_torchvision("mobilenet_v2", tmp_path, tv_kwargs=dict(width_mult=width_mult), width_mult=width_mult)
 
 
 def test_googlenet_matches_torchvision_with_and_without_aux_heads(tmp_path):

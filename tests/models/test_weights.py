@@ -33,7 +33,7 @@ def test_safetensors_round_trip(tmp_path):
     target = fresh(seed=2)
     assert not same_outputs(source, target)
     report = load_weights(target, path)
-    assert report == {"loaded": len(source.state_dict()), "head_reset": False, "path": str(path)}
+    assert report == {"loaded": len(source.state_dict()), "head_reset": False, "input_adapted": False, "path": str(path)}
     assert same_outputs(source, target)
 
 
@@ -138,3 +138,30 @@ def test_missing_batch_norm_counters_are_tolerated(tmp_path):
     target = fresh(seed=2)
     load_weights(target, path)
     assert same_outputs(source, target)
+
+
+@pytest.mark.parametrize("in_chans", [1, 2, 4, 6])
+def test_rgb_weights_adapt_to_other_input_channels(tmp_path, in_chans: int):
+    """timm's adapt_input_conv: grey sums the RGB kernel (a grey image, R = G = B, responds as before); other
+    counts tile R, G, B, R, ... and scale by 3 / in_chans (exactly the RGB response when in_chans is 3k)."""
+    source = fresh(seed=1)
+    path = tmp_path / "rgb.pth"
+    torch.save(source.state_dict(), path)
+    target = create_model("resnet20", num_classes=10, in_chans=in_chans).eval()
+    report = load_weights(target, path)
+    assert report["input_adapted"] is True and report["head_reset"] is False
+    w = source.conv1.weight  # (16, 3, 3, 3)
+    expected = w.sum(1, keepdim=True) if in_chans == 1 else torch.cat([w] * 2, 1)[:, :in_chans] * (3 / in_chans)
+    assert torch.allclose(target.conv1.weight, expected)
+    assert torch.equal(target.layer1[0].conv1.weight, source.layer1[0].conv1.weight)
+    grey = torch.rand(2, 1, 32, 32)
+    if in_chans % 3 == 0 or in_chans == 1:
+        with torch.no_grad():
+            assert torch.allclose(target(grey.expand(-1, in_chans, -1, -1)), source(grey.expand(-1, 3, -1, -1)), atol=1e-5)
+
+
+def test_weights_for_fewer_channels_are_not_adapted_to_rgb(tmp_path):
+    path = tmp_path / "grey.pth"
+    torch.save(create_model("resnet20", num_classes=10, in_chans=2).state_dict(), path)
+    with pytest.raises(ModelError, match=r"'conv1.weight' has shape \(16, 2, 3, 3\)"):
+        load_weights(fresh(), path)

@@ -98,21 +98,55 @@ def test_too_small_inputs_raise_shape_error(name: str, smallest: int):
             model(torch.randn(1, 3, smallest - 1, smallest))
 
 
+def run_stages(model: nn.Module, x: torch.Tensor, n: int) -> list[torch.Tensor]:
+    """The outputs of stages()[:n] applied one after another (at 64 px and up, where LeNet pads nothing)."""
+    outs = []
+    for stage in model.stages()[:n]:
+        x = stage(x)
+        outs.append(x)
+    return outs
+
+
 @pytest.mark.parametrize("name", list_models())
 def test_backbone_contract_feature_info_matches_the_real_maps(name: str):
-    """feature_info's channels and reductions are those of forward_intermediates' tensors; the last is forward_features."""
+    """feature_info's channels, reductions and modules are those of forward_intermediates' real tensors, which are
+    the outputs of stages() in turn; the last is forward_features; negative and out-of-range indices."""
     model = build(name).eval()
-    side = max(64, getattr(model, "min_input_size", 0))
-    x = torch.randn(1, IN_CHANS, side, side)
     info = model.feature_info
+    modules = dict(model.named_modules())
+    assert info and all(i["module"] in modules for i in info)
+    if name == "linear":  # the input as a (B, C*H*W, 1, 1) map, at a fixed input size
+        x = torch.randn(2, IN_CHANS, 32, 32)
+        with torch.no_grad():
+            (m,) = model.forward_intermediates(x)
+            assert torch.equal(m, model.forward_features(x)) and m.shape == (2, info[0]["num_chs"], 1, 1)
+            assert torch.equal(model.forward_head(m, pre_logits=True), x.flatten(1))
+        assert info == [dict(num_chs=32 * 32, reduction=32, module="features")]
+        return
+    side = max(64, getattr(model, "min_input_size", 0))
+    x, x_large = torch.randn(1, IN_CHANS, side, side), torch.randn(1, IN_CHANS, side + 64, side + 64)
     with torch.no_grad():
-        maps = model.forward_intermediates(x)
+        maps, large = model.forward_intermediates(x), model.forward_intermediates(x_large)
         feats = model.forward_features(x)
-        assert len(maps) == len(info)
-        for t, i in zip(maps, info):
-            assert t.ndim == 4 and t.shape[1] == i["num_chs"] and side / t.shape[-1] == i["reduction"]
-            assert i["module"] in dict(model.named_modules())
-        if name != "linear":
-            assert len(info) >= 2 and torch.equal(maps[-1], feats)
-            assert [r["reduction"] for r in info] == sorted(r["reduction"] for r in info)
-            assert [t.shape for t in model.forward_intermediates(x, [-1])] == [feats.shape]
+        chained = run_stages(model, x, len(info))
+        assert len(maps) == len(large) == len(info) >= 2
+        for t, t_large, c, i in zip(maps, large, chained, info):
+            assert t.ndim == 4 and t.shape[1] == i["num_chs"]
+            assert (t_large.shape[-1] - t.shape[-1]) * i["reduction"] == 64  # reduction = the stage's stride
+            if not name.startswith(("alexnet", "lenet")):  # 'same' padding: exactly input side / map side
+                assert side / t.shape[-1] == i["reduction"]
+            assert torch.equal(t, c), "stage i of feature_info must be stages()[i]"
+        assert torch.equal(maps[-1], feats)
+        assert [r["reduction"] for r in info] == sorted(r["reduction"] for r in info)
+        picked = model.forward_intermediates(x, [0, -1])
+        assert torch.equal(picked[0], maps[0]) and torch.equal(picked[1], feats)
+        with pytest.raises(IndexError, match="does not exist"):
+            model.forward_intermediates(x, [len(info)])
+
+
+def test_feature_info_keeps_frozen_batch_norms_in_eval_mode():
+    """Measuring feature_info (lazily, on first use) restores every module's own mode."""
+    model = build("resnet20").train()
+    model.bn1.eval()  # as --freeze leaves a frozen batch norm
+    assert model.feature_info[-1] == dict(num_chs=64, reduction=4, module="layer3")
+    assert model.training and not model.bn1.training and model.layer1.training
