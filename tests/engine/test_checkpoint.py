@@ -66,7 +66,7 @@ def test_model_checkpoint_loads_with_create_model(tmp_path):
 
     m = create_model("lenet5", num_classes=4, in_chans=1, img_size=28)
     path = tmp_path / "checkpoints" / "best.safetensors"
-    ckpt.save_model_checkpoint(path, ckpt.model_state(m), {"model": "lenet5", "num_classes": 4, "in_chans": 1,
+    ckpt.save_model_checkpoint(path, ckpt.model_state(m), {"model": "lenet5", "num_classes": 4, "in_chans": 1, "img_size": [28, 28], "classes": list("abcd"),
                                                           "model_kwargs": {"img_size": 28}})
     model, meta = ckpt.load_run(tmp_path)
     x = torch.randn(2, 1, 28, 28)
