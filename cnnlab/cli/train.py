@@ -72,9 +72,9 @@ def add_config_flags(p: argparse.ArgumentParser, config_cls: type) -> None:
             group.add_argument(flag, dest="model_args", action="append", metavar="KEY=VALUE",
                                help="extra model constructor argument, e.g. --model-arg width=64 (repeatable)")
         else:
-            shown = "auto" if default is None else default
+            shown = "(required)" if default == "" else f"(default: {'auto' if default is None else default})"
             group.add_argument(flag, dest=f.name, type=_typed(kind, flag), metavar=f.name.upper() if kind is str else "N",
-                               help=f"{help_} (default: {shown})")
+                               help=f"{help_} {shown}")
 
 
 def _typed(kind, flag: str):

@@ -340,16 +340,15 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 
 
 def _fsync_dir(path: Path) -> None:
-    try:
+    """Best-effort fsync of a folder, so a rename inside it survives a power cut (some filesystems refuse it)."""
+    import contextlib
+
+    with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 class RunLock:

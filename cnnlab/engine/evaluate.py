@@ -15,7 +15,7 @@ import torch
 from cnnlab.engine import checkpoint as ckpt
 from cnnlab.engine.run import read_config
 from cnnlab.errors import CheckpointError, CnnlabError, DataError
-from cnnlab.tasks import get_task
+from cnnlab.engine.registry import get_task
 
 META_KEYS = ("model",)
 

@@ -12,7 +12,6 @@ when the data has no test split). A resumed run goes through the same code with 
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from cnnlab.engine.run import new_run_dir, precision_note, setup_environment, ve
 from cnnlab.engine.trainer import Trainer, TrainResult, to_device
 from cnnlab.engine.transfer import train_mode
 from cnnlab.errors import CnnlabError, ConfigError, ModelError
-from cnnlab.tasks import get_task
+from cnnlab.engine.registry import get_task
 
 FEW_STEPS = 10  # warn when an epoch has fewer steps than this
 
@@ -210,8 +209,4 @@ def write_report(run_dir: Path, cfg: TrainConfig, task, summary: dict, scalars: 
     ckpt.atomic_write_bytes(run_dir / "report.md", "\n".join(lines).encode())
 
 
-def config_fields(task_name: str) -> list[dataclasses.Field]:
-    return list(dataclasses.fields(get_task(task_name).Config))
-
-
-__all__ = ["train", "finish_run", "checkpoint_meta", "check_model_fits", "config_fields", "inspect"]
+__all__ = ["train", "finish_run", "checkpoint_meta", "check_model_fits"]

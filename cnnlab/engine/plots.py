@@ -78,11 +78,7 @@ def plot_predictions(images: np.ndarray, true: Sequence[int], pred: Sequence[int
         ax.axis("off")
         if i >= n:
             continue
-        img = images[i]
-        if img.shape[0] == 1:
-            ax.imshow(img[0], cmap="gray", vmin=0, vmax=255)
-        else:
-            ax.imshow(np.transpose(img[:3], (1, 2, 0)))
+        _show(ax, images[i])
         ok = pred[i] == true[i]
         ax.set_title(f"{classes[pred[i]]}\n({classes[true[i]]})", fontsize=7, color="black" if ok else "red")
     fig.tight_layout()

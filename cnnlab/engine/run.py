@@ -98,7 +98,7 @@ def write_config(run_dir: Path, cfg: TrainConfig) -> None:
 
 def read_config(run_dir: str | Path) -> TrainConfig:
     """The saved config of a run folder, as its task's Config (types and ranges checked)."""
-    from cnnlab.tasks import get_task
+    from cnnlab.engine.registry import get_task
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from cnnlab.errors import ConfigError
@@ -67,8 +66,4 @@ def train_mode(model: nn.Module) -> None:
             m.eval()
 
 
-def count_trainable(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-__all__ = ["init_and_load", "freeze_stages", "train_mode", "resolve_weights", "count_trainable", "torch"]
+__all__ = ["init_and_load", "freeze_stages", "train_mode", "resolve_weights"]

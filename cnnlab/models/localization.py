@@ -47,9 +47,6 @@ class _BackboneHead(nn.Module):
     def stages(self) -> list[nn.Module]:
         return self.backbone.stages()
 
-    def backbone_parameters(self) -> list[nn.Parameter]:
-        return list(self.backbone.parameters())
-
 
 class Localizer(_BackboneHead):
     """Outputs (B, 5 + K): [p_c logit, b_x, b_y, b_h, b_w (fractions minus 0.5), class logits c_1..c_K]."""
@@ -73,10 +70,11 @@ class LandmarkRegressor(_BackboneHead):
         super().__init__(backbone, 3 * num_keypoints, grid, hidden, drop_rate)
         self.num_keypoints = num_keypoints
 
-    def split(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(points (B, K, 2) as (x, y) fractions in [0, 1], visibility logits (B, K))."""
-        k = self.num_keypoints
-        return (0.5 + y[:, :2 * k]).reshape(-1, k, 2), y[:, 2 * k:]
+
+
+def split_points(y: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """LandmarkRegressor output (B, 3K) -> (points (B, K, 2) as (x, y) fractions of the image, visibility logits (B, K))."""
+    return (0.5 + y[:, :2 * k]).reshape(-1, k, 2), y[:, 2 * k:]
 
 
 def boxes_to_course(boxes: torch.Tensor, h: int, w: int) -> torch.Tensor:

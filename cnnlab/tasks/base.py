@@ -17,6 +17,7 @@ rebuilt from a run folder gets it back, so evaluation and prediction see what tr
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar
@@ -24,7 +25,8 @@ from typing import Any, Callable, ClassVar
 import torch
 from torch import nn
 
-from cnnlab.engine.config import TrainConfig
+from cnnlab.engine.config import TrainConfig, opt
+from cnnlab.errors import ConfigError
 
 
 @dataclass
@@ -82,7 +84,7 @@ class Evaluator:
         return {k: float(v) / n for k, v in self.sums.items()} | {"count": int(self.n)}
 
 
-class Task:
+class Task(ABC):
     """Base class of every task; subclasses set the class attributes and the abstract methods."""
 
     name: ClassVar[str]
@@ -103,12 +105,13 @@ class Task:
         """Fill the task's own defaults into the config before it is saved (config.json shows what ran)."""
         return cfg
 
+    @abstractmethod
     def build_data(self, cfg: TrainConfig) -> DataBundle:
-        raise NotImplementedError
+        """Train / val / test datasets and the meta a checkpoint keeps."""
 
+    @abstractmethod
     def create_network(self, meta: dict[str, Any]) -> nn.Module:
         """The bare network from checkpoint metadata (used for training and for loading a run)."""
-        raise NotImplementedError
 
     def build_model(self, cfg: TrainConfig, data: DataBundle, *, resume: bool = False) -> nn.Module:
         """create_network, then --init, --weights (new runs only: a resume loads its own) and --freeze."""
@@ -138,11 +141,13 @@ class Task:
         return len(images)
 
     # ------------------------------------------------------------------ steps
+    @abstractmethod
     def training_step(self, model: nn.Module, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
+        """``{"loss": ..., other 0-d tensors to log}`` for one batch."""
 
+    @abstractmethod
     def validation_step(self, model: nn.Module, batch: dict[str, Any]) -> dict[str, Any]:
-        raise NotImplementedError
+        """What ``evaluator().update`` takes for one batch."""
 
     def evaluator(self) -> Evaluator:
         return Evaluator()
@@ -173,11 +178,11 @@ class Task:
 
     def prepare(self, path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
         """An image file as (model input f32 (C, H, W), the uint8 image it was made from, for drawing)."""
-        raise NotImplementedError
+        raise ConfigError(f"the {self.name} task does not predict on image files")
 
     def predict(self, model: nn.Module, images: torch.Tensor, originals: list[torch.Tensor] | None = None) -> list[dict]:
         """JSON-ready predictions for a batch of prepared images (B, C, H, W)."""
-        raise NotImplementedError
+        raise ConfigError(f"the {self.name} task does not predict on image files")
 
     def draw(self, image: torch.Tensor, prediction: dict, path: Path) -> None:
         """Draw one prediction on its image (uint8 (C, H, W)); optional."""
@@ -189,6 +194,28 @@ class Task:
 
 
 # ---------------------------------------------------------------------------- tasks built on a zoo backbone
+OPTIMIZERS_NO_LBFGS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
+
+
+@dataclass
+class BackboneTaskConfig(TrainConfig):
+    """Defaults shared by tasks that put a head on a zoo backbone and read a COCO folder (localize, landmarks)."""
+
+    data: str = opt("", "a COCO folder: train/ and val/ (test/ optional), each with annotations.json", group="data")
+    model: str = opt("resnet20", "backbone: any registered model (see `cnnlab models`)", group="model")
+    img_size: int | None = opt(None, "resize images to this square size (default: the images' size, else 128)",
+                               group="data", min=8)
+    epochs: int = opt(30, "number of passes over the training set", group="optimization", min=1)
+    optimizer: str = opt("adamw", ", ".join(OPTIMIZERS_NO_LBFGS), group="optimization", choices=OPTIMIZERS_NO_LBFGS)
+    weight_decay: float = opt(0.05, "weight decay", group="regularization", min=0)
+
+    def validate(self) -> "BackboneTaskConfig":
+        super().validate()
+        if not self.data:
+            raise ConfigError("--data is required: a COCO folder with train/ and val/, each with annotations.json")
+        return self
+
+
 def backbone_kwargs(cfg: TrainConfig, img_size: int) -> dict[str, Any]:
     """--model-arg options plus the generic ones (img_size) the backbone's builder takes."""
     import inspect

@@ -349,13 +349,7 @@ def _plot_prediction_grid(model, split, normalization, classes, device, path: Pa
     plots.plot_predictions(images.numpy(), split.labels[idx].tolist(), pred.tolist(), classes, path)
 
 
-def recipe_values(name: str) -> dict[str, Any]:
-    from cnnlab.engine.recipes import recipe
-
-    return recipe(name)
-
-
-__all__ = ["ClassifyConfig", "Classify", "tta_probs", "dataclasses"]
+__all__ = ["ClassifyConfig", "Classify", "tta_probs", "setup"]
 
 
 def setup(cfg: ClassifyConfig) -> tuple[Classify, DataBundle]:

@@ -24,37 +24,23 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnlab.data import single_object as objects
-from cnnlab.engine.config import TrainConfig, opt
+from cnnlab.engine.config import opt
 from cnnlab.errors import ConfigError, DataError
-from cnnlab.models.localization import LandmarkRegressor
+from cnnlab.models.localization import LandmarkRegressor, split_points
 from cnnlab.tasks import register_task
-from cnnlab.tasks.base import DataBundle, Evaluator, Task, build_backbone_model, create_backbone
+from cnnlab.tasks.base import BackboneTaskConfig, DataBundle, Evaluator, Task, build_backbone_model, create_backbone
 
 PCK_THRESHOLD = 0.1
 
 
 @dataclass
-class LandmarksConfig(TrainConfig):
+class LandmarksConfig(BackboneTaskConfig):
     data: str = opt("", "a COCO keypoints folder: train/ and val/ (test/ optional), each with annotations.json",
                     group="data")
-    model: str = opt("resnet20", "backbone: any registered model (see `cnnlab models`)", group="model")
-    img_size: int | None = opt(None, "resize images to this square size (default: the images' size, else 128)",
-                               group="data", min=8)
     augment: str = opt("none", "none, or hflip (mirror, swapping left_/right_ point names; needs such names)",
                        group="data", choices=("none", "hflip"))
-    epochs: int = opt(30, "number of passes over the training set", group="optimization", min=1)
-    optimizer: str = opt("adamw", "sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw", group="optimization",
-                         choices=("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"))
-    weight_decay: float = opt(0.05, "weight decay", group="regularization", min=0)
     point_weight: float = opt(10.0, "weight of the point regression term of the loss", group="optimization", min=0)
     visibility_weight: float = opt(0.1, "weight of the visibility term of the loss", group="optimization", min=0)
-
-    def validate(self) -> "LandmarksConfig":
-        super().validate()
-        if not self.data:
-            raise ConfigError("--data is required: a COCO keypoints folder with train/ and val/ (make one with "
-                              "`cnnlab data scenes --kind keypoints --out DIR`)")
-        return self
 
 
 class LandmarksEvaluator(Evaluator):
@@ -62,11 +48,6 @@ class LandmarksEvaluator(Evaluator):
         pts = max(1.0, float(self.sums["points"]))
         return {"loss": float(self.sums["loss"]) / max(1.0, float(self.n)), "nme": float(self.sums["nme"]) / pts,
                 "pck": float(self.sums["pck"]) / pts, "count": int(self.n)}
-
-
-def split_points(y: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Head output (B, 3K) -> (points (B, K, 2) as fractions of the image, visibility logits (B, K))."""
-    return (0.5 + y[:, :2 * k]).reshape(-1, k, 2), y[:, 2 * k:]
 
 
 def point_errors(pred: torch.Tensor, keypoints: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -173,7 +154,7 @@ def prediction_grid(model: nn.Module, ds, path: Path, device: torch.device, n: i
     items = [ds[i] for i in idx]
     x = torch.stack([it["images"] for it in items]).to(device)
     model.eval()
-    frac, _ = model.split(model(x))
+    frac, _ = split_points(model(x), model.num_keypoints)
     s = x.shape[-1]
     pred = frac.cpu() * s
     kp = torch.stack([it["keypoints"] for it in items])

@@ -22,38 +22,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnlab.engine.config import TrainConfig, opt
-from cnnlab.errors import ConfigError
+from cnnlab.engine.config import opt
 from cnnlab.models.localization import Localizer, boxes_to_course, course_to_boxes
 from cnnlab.ops.boxes import paired_iou
 from cnnlab.tasks import register_task
 from cnnlab.data import single_object as objects
-from cnnlab.tasks.base import DataBundle, Evaluator, Task, build_backbone_model, create_backbone
+from cnnlab.tasks.base import BackboneTaskConfig, DataBundle, Evaluator, Task, build_backbone_model, create_backbone
 
 
 @dataclass
-class LocalizeConfig(TrainConfig):
-    data: str = opt("", "a COCO folder: train/ and val/ (test/ optional), each with annotations.json", group="data")
-    model: str = opt("resnet20", "backbone: any registered model (see `cnnlab models`)", group="model")
-    img_size: int | None = opt(None, "resize images to this square size (default: the images' size, else 128)",
-                               group="data", min=8)
+class LocalizeConfig(BackboneTaskConfig):
     augment: str = opt("hflip", "none or hflip (mirror image and box)", group="data", choices=("none", "hflip"))
-    epochs: int = opt(30, "number of passes over the training set", group="optimization", min=1)
-    optimizer: str = opt("adamw", "sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw", group="optimization",
-                         choices=("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"))
-    weight_decay: float = opt(0.05, "weight decay", group="regularization", min=0)
     box_loss: str = opt("smooth_l1", "box regression loss on the (b_x, b_y, b_h, b_w) fractions: mse (the course's "
                         "squared error) or smooth_l1", group="optimization", choices=("mse", "smooth_l1"))
     box_weight: float = opt(5.0, "weight of the box term of the loss", group="optimization", min=0)
     class_weight: float = opt(1.0, "weight of the class term of the loss", group="optimization", min=0)
     object_weight: float = opt(1.0, "weight of the p_c (is there an object) term of the loss", group="optimization", min=0)
-
-    def validate(self) -> "LocalizeConfig":
-        super().validate()
-        if not self.data:
-            raise ConfigError("--data is required: a COCO folder with train/ and val/ (make one with "
-                              "`cnnlab data scenes --kind localize --out DIR`)")
-        return self
 
 
 class LocalizeEvaluator(Evaluator):
