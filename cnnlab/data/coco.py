@@ -413,8 +413,9 @@ def _image_entry(im: ImageRecord | dict) -> dict:
     return {k: v for k, v in im.items() if k != "path"}
 
 
-def _categories(classes: Sequence[str], category_ids: Sequence[int] | None, keypoint_names=None, skeleton=None,
-                supercategory: str = "object") -> list[dict]:
+def coco_categories(classes: Sequence[str], category_ids: Sequence[int] | None = None, keypoint_names=None,
+                    skeleton=None, supercategory: str = "object") -> list[dict]:
+    """COCO ``categories``: ids 1..K unless given; with keypoint names (and a 0-based skeleton) for keypoints."""
     ids = list(category_ids) if category_ids is not None else list(range(1, len(classes) + 1))
     cats = []
     for cid, name in zip(ids, classes):
@@ -426,6 +427,40 @@ def _categories(classes: Sequence[str], category_ids: Sequence[int] | None, keyp
     return cats
 
 
+def target_annotations(target: dict, image_id, first_id: int = 1, category_ids: Sequence[int] | None = None,
+                       keypoints: bool = False) -> list[dict]:
+    """One image's target (boxes, labels, masks?, keypoints?, iscrowd?) -> COCO annotations with ids from ``first_id``."""
+    boxes = torch.as_tensor(target["boxes"]).reshape(-1, 4).tolist()
+    labels = torch.as_tensor(target["labels"]).tolist()
+    masks, kps = target.get("masks"), target.get("keypoints")
+    crowd = torch.as_tensor(target["iscrowd"]).tolist() if target.get("iscrowd") is not None else [0] * len(boxes)
+    anns = []
+    for k, (b, lab) in enumerate(zip(boxes, labels)):
+        w, h = max(0.0, b[2] - b[0]), max(0.0, b[3] - b[1])
+        cid = int(category_ids[int(lab)]) if category_ids is not None else int(lab) + 1
+        a = {"id": first_id + k, "image_id": image_id, "category_id": cid,
+             "bbox": [_num(b[0]), _num(b[1]), _num(w), _num(h)], "area": _num(w * h), "iscrowd": int(crowd[k])}
+        if masks is not None:
+            m = np.asarray(masks[k], dtype=np.uint8)
+            a["segmentation"], a["area"] = mask_to_rle(m), int(m.sum())
+        if keypoints and kps is not None:
+            p = torch.as_tensor(kps[k]).reshape(-1, 3).tolist()
+            a["keypoints"] = [_num(v) if c < 2 else int(v) for row in p for c, v in enumerate(row)]
+            a["num_keypoints"] = int(sum(row[2] > 0 for row in p))
+        anns.append(a)
+    return anns
+
+
+def write_coco(path: str | os.PathLike, images: Sequence[ImageRecord | dict], annotations: list[dict],
+               categories: list[dict] | None = None, info: dict | None = None) -> Path:
+    """Any COCO file from its parts (atomically)."""
+    data = {"info": info or {"description": "written by cnnlab"}, "images": [_image_entry(im) for im in images],
+            "annotations": annotations}
+    if categories is not None:
+        data["categories"] = categories
+    return _dump(path, data)
+
+
 def write_coco_instances(path: str | os.PathLike, images: Sequence[ImageRecord | dict], targets: Sequence[dict],
                          classes: Sequence[str], *, category_ids: Sequence[int] | None = None,
                          keypoint_names: Sequence[str] | None = None, skeleton=None, info: dict | None = None) -> Path:
@@ -433,33 +468,13 @@ def write_coco_instances(path: str | os.PathLike, images: Sequence[ImageRecord |
 
     Masks are written as compressed RLE; category ids are 1..K unless ``category_ids`` is given.
     """
-    ids = list(category_ids) if category_ids is not None else list(range(1, len(classes) + 1))
-    anns, next_id = [], 1
-    image_entries = [_image_entry(im) for im in images]
-    if len(image_entries) != len(targets):
-        raise DataError(f"{path}: {len(image_entries)} images but {len(targets)} targets to write")
-    for im, t in zip(image_entries, targets):
-        boxes = torch.as_tensor(t["boxes"]).reshape(-1, 4).tolist()
-        labels = torch.as_tensor(t["labels"]).tolist()
-        masks = t.get("masks")
-        kps = t.get("keypoints")
-        crowd = torch.as_tensor(t["iscrowd"]).tolist() if t.get("iscrowd") is not None else [0] * len(boxes)
-        for k, (b, lab) in enumerate(zip(boxes, labels)):
-            w, h = max(0.0, b[2] - b[0]), max(0.0, b[3] - b[1])
-            a = {"id": next_id, "image_id": im["id"], "category_id": ids[int(lab)],
-                 "bbox": [_num(b[0]), _num(b[1]), _num(w), _num(h)], "area": _num(w * h), "iscrowd": int(crowd[k])}
-            if masks is not None:
-                m = np.asarray(masks[k], dtype=np.uint8)
-                a["segmentation"], a["area"] = mask_to_rle(m), int(m.sum())
-            if kps is not None and keypoint_names:
-                p = torch.as_tensor(kps[k]).reshape(-1, 3).tolist()
-                a["keypoints"] = [_num(v) if c < 2 else int(v) for row in p for c, v in enumerate(row)]
-                a["num_keypoints"] = int(sum(row[2] > 0 for row in p))
-            anns.append(a)
-            next_id += 1
-    data = {"info": info or {"description": "written by cnnlab"}, "images": image_entries, "annotations": anns,
-            "categories": _categories(classes, ids, keypoint_names, skeleton)}
-    return _dump(path, data)
+    entries = [_image_entry(im) for im in images]
+    if len(entries) != len(targets):
+        raise DataError(f"{path}: {len(entries)} images but {len(targets)} targets to write")
+    anns: list[dict] = []
+    for im, t in zip(entries, targets):
+        anns += target_annotations(t, im["id"], len(anns) + 1, category_ids, keypoints=bool(keypoint_names))
+    return write_coco(path, entries, anns, coco_categories(classes, category_ids, keypoint_names, skeleton), info)
 
 
 def write_coco_keypoints(path: str | os.PathLike, images, targets, classes: Sequence[str],
@@ -472,10 +487,8 @@ def write_coco_captions(path: str | os.PathLike, images: Sequence[ImageRecord | 
                         captions: Sequence[Sequence[str]], info: dict | None = None) -> Path:
     """COCO captions layout: one annotation {id, image_id, caption} per caption."""
     entries = [_image_entry(im) for im in images]
-    anns = [{"id": 0, "image_id": im["id"], "caption": c} for im, cs in zip(entries, captions) for c in cs]
-    for k, a in enumerate(anns):
-        a["id"] = k + 1
-    return _dump(path, {"info": info or {"description": "written by cnnlab"}, "images": entries, "annotations": anns})
+    anns = [{"image_id": im["id"], "caption": c} for im, cs in zip(entries, captions) for c in cs]
+    return write_coco(path, entries, [{"id": k + 1, **a} for k, a in enumerate(anns)], None, info)
 
 
 def coco_results(predictions: Iterable[dict], category_ids: Sequence[int] | None = None) -> list[dict]:

@@ -1,0 +1,598 @@
+"""Scenes: annotated images generated offline, written in the formats users bring (COCO, VOC, YOLO).
+
+No real boxes, masks, keypoints or captions can be had without the internet, so cnnlab makes
+them: real objects (Fashion-MNIST items, scikit-learn's handwritten digits, drawn shapes) are
+pasted with an alpha matte on crops of real textures and photos (scikit-image), among clutter
+(short strokes and dots smaller than any object). Because the generator places every pixel,
+the annotations are exact: boxes are the extent of each object's visible pixels, instance and
+semantic masks are what is visible after occlusion, keypoints are the corners that were drawn,
+captions describe the colours, shapes and their arrangement.
+
+Kinds (``make_scenes(kind, n, out)`` or ``cnnlab data scenes --kind K``):
+
+- ``localize``   one object per image (course: classification + localization)
+- ``detect``     1..max_objects objects per image, may overlap (visible part >= 60 %)
+- ``segment``    as detect, plus semantic masks; also written in the Pascal-VOC layout
+- ``keypoints``  one textured quadrilateral, its corners top_left, top_right, bottom_right,
+                 bottom_left (named so that a left-right mirror swaps them in pairs)
+- ``caption``    1..3 coloured shapes on a named texture with five template captions each
+
+Object sets (``objects=``): ``fashion`` = Fashion-MNIST items in 7 categories (T-shirt,
+pullover, coat and shirt are one category, "top": at 28 px they are ambiguous even to people,
+whose accuracy on the 10 labels is 83.5 %, Xiao et al. 2017); ``fashion10`` = the 10 original
+labels; ``digits`` = the 8x8 digit scans scaled up; ``shapes`` = circle, square, triangle,
+star, cross. Train scenes take items from Fashion-MNIST's training file, val and test scenes
+from two halves of its test file (digits: a fixed 70/15/15 split), so no item is in two splits.
+
+Layout written under ``out`` (a new folder)::
+
+    train/images/00000.png  train/annotations.json    (COCO; val/ and test/ alike)
+    voc/JPEGImages ... ImageSets/Segmentation/train.txt  (segment, or formats=("voc",))
+    yolo/images/train/... labels/train/... data.yaml     (formats=("yolo",))
+    scenes.json  (what was generated, to make it again)   preview.png (a few training scenes)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from cnnlab.data.coco import ImageRecord, write_coco_captions, write_coco_instances, write_coco_keypoints
+from cnnlab.errors import DataError
+
+KINDS = ("localize", "detect", "segment", "keypoints", "caption")
+OBJECT_SETS = ("fashion", "fashion10", "digits", "shapes")
+FORMATS = ("coco", "voc", "yolo")
+SPLITS = ("train", "val", "test")
+
+SHAPES = ("circle", "square", "triangle", "star", "cross")
+SHAPE_PLURALS = {"circle": "circles", "square": "squares", "triangle": "triangles", "star": "stars", "cross": "crosses"}
+FASHION10 = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot")
+FASHION7 = ("top", "trouser", "dress", "sandal", "sneaker", "bag", "boot")
+FASHION_TO_7 = (0, 1, 0, 2, 0, 3, 0, 4, 5, 6)  # Fashion-MNIST label -> FASHION7 index
+DIGITS = tuple(str(d) for d in range(10))
+QUAD_POINTS = ("top_left", "top_right", "bottom_right", "bottom_left")
+QUAD_SKELETON = [(0, 1), (1, 2), (2, 3), (3, 0)]
+COLOURS = {"red": (0.85, 0.12, 0.1), "green": (0.15, 0.7, 0.15), "blue": (0.15, 0.3, 0.95), "yellow": (0.97, 0.86, 0.1),
+           "white": (0.97, 0.97, 0.97), "black": (0.04, 0.04, 0.04), "purple": (0.6, 0.15, 0.75), "orange": (1.0, 0.55, 0.05)}
+TEXTURES = ("brick", "grass", "gravel", "camera", "moon", "coins", "cell", "astronaut", "coffee", "chelsea", "rocket",
+            "immunohistochemistry", "hubble_deep_field")
+CAPTION_TEXTURES = {"brick": "bricks", "grass": "grass", "gravel": "gravel"}
+
+# kind -> (image size, object set, min size, max size, max objects, formats)
+KIND_DEFAULTS: dict[str, tuple[int, str, int, int, int, tuple[str, ...]]] = {
+    "localize": (64, "fashion", 20, 40, 1, ("coco",)),
+    "detect": (128, "fashion", 18, 48, 4, ("coco",)),
+    "segment": (128, "shapes", 18, 48, 4, ("coco", "voc")),
+    "keypoints": (64, "shapes", 24, 44, 1, ("coco",)),
+    "caption": (96, "shapes", 22, 40, 3, ("coco",)),
+}
+
+
+@dataclass
+class SceneSpec:
+    """Everything that decides a scenes set; the same spec and seed give the same files."""
+
+    kind: str
+    n: int
+    n_val: int | None = None  # default n // 6
+    n_test: int | None = None  # default n // 6
+    size: int | None = None  # kind default
+    objects: str | None = None
+    min_size: int | None = None  # object's longer side in pixels
+    max_size: int | None = None
+    max_objects: int | None = None
+    clutter: int = 6  # strokes and dots per image (0 for clean scenes)
+    formats: tuple[str, ...] | None = None
+    seed: int = 0
+    data_root: str | None = None  # Fashion-MNIST IDX folder (default: the Debian package's)
+    classes: list[str] = field(default_factory=list)  # filled by resolve()
+
+    def resolve(self) -> "SceneSpec":
+        """Fill the kind's defaults and check every value (DataError naming the option and the rule)."""
+        if self.kind not in KINDS:
+            raise DataError(f"--kind {self.kind!r}: unknown; choose one of {', '.join(KINDS)}")
+        size, objects, lo, hi, most, formats = KIND_DEFAULTS[self.kind]
+        self.size = self.size or size
+        self.objects = self.objects or objects
+        self.min_size, self.max_size = self.min_size or min(lo, self.size), self.max_size or min(hi, self.size)
+        self.max_objects = self.max_objects or most
+        self.n_val = self.n // 6 if self.n_val is None else self.n_val
+        self.n_test = self.n // 6 if self.n_test is None else self.n_test
+        self.formats = tuple(self.formats or formats)
+        for name in ("n", "n_val", "n_test", "clutter"):
+            if getattr(self, name) < 0:
+                raise DataError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be >= 0")
+        if self.n < 1:
+            raise DataError(f"--n {self.n}: at least one training image is needed")
+        if not 16 <= self.size <= 1024:
+            raise DataError(f"--size {self.size}: must be between 16 and 1024 pixels")
+        if not 6 <= self.min_size <= self.max_size <= self.size:
+            raise DataError(f"--min-size {self.min_size} / --max-size {self.max_size}: need 6 <= min <= max <= --size {self.size}")
+        if self.objects not in OBJECT_SETS:
+            raise DataError(f"--objects {self.objects!r}: unknown; choose one of {', '.join(OBJECT_SETS)}")
+        if self.kind == "caption" and self.objects != "shapes":
+            raise DataError("--kind caption describes colours and shapes: use --objects shapes")
+        if self.kind == "keypoints" and self.objects != "shapes":
+            raise DataError("--kind keypoints draws quadrilaterals (their corners are the keypoints): use --objects shapes")
+        if self.max_objects < 1 or (self.kind in ("localize", "keypoints") and self.max_objects != 1):
+            raise DataError(f"--max-objects {self.max_objects}: {self.kind} scenes hold exactly one object" if
+                            self.kind in ("localize", "keypoints") else f"--max-objects {self.max_objects}: must be >= 1")
+        bad = [f for f in self.formats if f not in FORMATS]
+        if bad:
+            raise DataError(f"--format {bad[0]!r}: unknown; choose from {', '.join(FORMATS)}")
+        if self.kind in ("keypoints", "caption") and set(self.formats) - {"coco"}:
+            raise DataError(f"--format: {self.kind} annotations exist only in COCO JSON; use --format coco")
+        self.classes = list(class_names(self.kind, self.objects))
+        return self
+
+
+def class_names(kind: str, objects: str) -> tuple[str, ...]:
+    if kind == "keypoints":
+        return ("quad",)
+    return {"fashion": FASHION7, "fashion10": FASHION10, "digits": DIGITS, "shapes": SHAPES}[objects]
+
+
+# ---------------------------------------------------------------------------- object sources
+@dataclass
+class Sprite:
+    """An object before it is pasted: grey shading (h, w) in 0..1, alpha (h, w) in 0..1, label."""
+
+    shade: np.ndarray
+    alpha: np.ndarray
+    label: int
+
+
+class ItemPool:
+    """Greyscale items with a background of 0 (Fashion-MNIST, digits): sprites at any size, cropped to the item."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray):
+        if len(images) == 0:
+            raise DataError("no objects to paste in this split; use more source images")
+        self.images, self.labels = images, labels
+
+    def sample(self, rng: np.random.Generator, size: int) -> Sprite:
+        i = int(rng.integers(len(self.images)))
+        g = self.images[i].astype(np.float32) / 255.0  # (28, 28)
+        ys, xs = np.nonzero(g > 0.05)
+        if len(ys) == 0:
+            return self.sample(rng, size)
+        g = g[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+        alpha = _fill_holes(g > 0.05).astype(np.float32)
+        scale = size / max(g.shape)
+        hw = (max(2, round(g.shape[1] * scale)), max(2, round(g.shape[0] * scale)))
+        shade = _resize(g / max(float(g.max()), 1e-6), hw)
+        return Sprite(0.55 + 0.45 * shade, np.clip(_resize(alpha, hw), 0, 1), int(self.labels[i]))
+
+
+class ShapePool:
+    """Shapes drawn at the size asked, antialiased (4x supersampled), lightly rotated."""
+
+    def sample(self, rng: np.random.Generator, size: int) -> Sprite:
+        label = int(rng.integers(len(SHAPES)))
+        alpha = draw_polygon(shape_polygon(SHAPES[label], size, rng), size, size)
+        shade = 0.85 + 0.15 * rng.random((size, size)).astype(np.float32)
+        return Sprite(shade, alpha, label)
+
+
+def shape_polygon(name: str, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Vertices (V, 2) x, y of a shape filling a size x size box (a circle is a 64-gon)."""
+    r = size / 2
+    turn = float(rng.uniform(-0.35, 0.35))
+    if name == "circle":
+        t = np.linspace(0, 2 * np.pi, 64, endpoint=False)
+        pts = np.stack([np.cos(t), np.sin(t)], 1)
+    elif name == "square":
+        pts = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], dtype=np.float64) * 0.72
+    elif name == "triangle":
+        t = -np.pi / 2 + np.arange(3) * 2 * np.pi / 3
+        pts = np.stack([np.cos(t), np.sin(t) + 0.2], 1)
+    elif name == "star":
+        t = -np.pi / 2 + np.arange(10) * np.pi / 5
+        rad = np.where(np.arange(10) % 2 == 0, 1.0, 0.45)
+        pts = np.stack([np.cos(t) * rad, np.sin(t) * rad + 0.08], 1)
+    elif name == "cross":
+        a, b = 0.3, 0.95
+        pts = np.array([[-a, -b], [a, -b], [a, -a], [b, -a], [b, a], [a, a], [a, b], [-a, b], [-a, a], [-b, a], [-b, -a],
+                        [-a, -a]], dtype=np.float64)
+    else:
+        raise DataError(f"unknown shape {name!r}; choose one of {', '.join(SHAPES)}")
+    c, s = math.cos(turn), math.sin(turn)
+    pts = pts @ np.array([[c, s], [-s, c]])
+    return (pts * 0.98 + 1) * r
+
+
+def draw_polygon(points: np.ndarray, width: int, height: int, supersample: int = 4) -> np.ndarray:
+    """Antialiased coverage (height, width) in 0..1 of a polygon given in pixel-edge coordinates."""
+    big = Image.new("L", (width * supersample, height * supersample), 0)
+    ImageDraw.Draw(big).polygon([(float(x) * supersample, float(y) * supersample) for x, y in points], fill=255)
+    return np.asarray(big.resize((width, height), Image.BOX), dtype=np.float32) / 255.0
+
+
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    from scipy.ndimage import binary_fill_holes
+
+    return binary_fill_holes(mask)
+
+
+def _resize(a: np.ndarray, wh: tuple[int, int]) -> np.ndarray:
+    return np.asarray(Image.fromarray(a.astype(np.float32), mode="F").resize(wh, Image.BILINEAR), dtype=np.float32)
+
+
+def object_pools(spec: SceneSpec) -> dict[str, Any]:
+    """split -> the pool its objects come from (disjoint items per split)."""
+    if spec.objects == "shapes":
+        return {s: ShapePool() for s in SPLITS}
+    if spec.objects == "digits":
+        from sklearn.datasets import load_digits
+
+        d = load_digits()
+        x = np.rint(d.images * (255 / 16)).astype(np.uint8)
+        order = np.random.default_rng(20240101).permutation(len(x))
+        cut = [0, int(0.7 * len(x)), int(0.85 * len(x)), len(x)]
+        return {s: ItemPool(x[order[cut[k]:cut[k + 1]]], d.target[order[cut[k]:cut[k + 1]]]) for k, s in enumerate(SPLITS)}
+    from cnnlab.data.named import FASHION_MNIST_ROOT, load_idx_dataset
+
+    (xtr, ytr), (xte, yte), _ = load_idx_dataset("fashion-mnist", spec.data_root or FASHION_MNIST_ROOT)
+    xtr, ytr, xte, yte = xtr[:, 0].numpy(), ytr.numpy(), xte[:, 0].numpy(), yte.numpy()
+    if spec.objects == "fashion":
+        to7 = np.asarray(FASHION_TO_7)
+        ytr, yte = to7[ytr], to7[yte]
+    half = len(xte) // 2
+    return {"train": ItemPool(xtr, ytr), "val": ItemPool(xte[:half], yte[:half]), "test": ItemPool(xte[half:], yte[half:])}
+
+
+# ---------------------------------------------------------------------------- backgrounds and clutter
+class Backgrounds:
+    """Crops of scikit-image's textures and photos, rescaled in luminance and tinted."""
+
+    def __init__(self, names: Sequence[str] = TEXTURES):
+        import skimage.data
+
+        self.names = list(names)
+        self.images = []
+        for n in self.names:
+            a = np.asarray(getattr(skimage.data, n)(), dtype=np.float32) / 255.0
+            self.images.append(a if a.ndim == 2 else a[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32))
+
+    def sample(self, rng: np.random.Generator, size: int, lum: tuple[float, float], saturation: float = 0.5):
+        """(size, size, 3) float in 0..1 with luminance within ``lum``, and the texture's name."""
+        k = int(rng.integers(len(self.images)))
+        src = self.images[k]
+        side = int(rng.uniform(0.25, 1.0) * min(src.shape))
+        side = max(8, min(side, *src.shape))
+        y, x = int(rng.integers(src.shape[0] - side + 1)), int(rng.integers(src.shape[1] - side + 1))
+        crop = _resize(src[y:y + side, x:x + side], (size, size))
+        if rng.random() < 0.5:
+            crop = crop[:, ::-1]
+        lo, hi = np.percentile(crop, (2, 98))
+        crop = np.clip((crop - lo) / max(hi - lo, 1e-3), 0, 1)
+        grey = lum[0] + (lum[1] - lum[0]) * crop
+        tint = _random_tint(rng, saturation)
+        return np.clip(grey[..., None] * tint[None, None, :] / tint.mean(), 0, 1), self.names[k]
+
+
+def _random_tint(rng: np.random.Generator, saturation: float) -> np.ndarray:
+    import colorsys
+
+    return np.asarray(colorsys.hsv_to_rgb(float(rng.random()), float(rng.uniform(0, saturation)), 1.0), dtype=np.float32)
+
+
+def _item_colour(rng: np.random.Generator, dark: bool) -> np.ndarray:
+    """An object colour of luminance far from a light (dark=True) or dark background."""
+    import colorsys
+
+    v = rng.uniform(0.12, 0.38) if dark else rng.uniform(0.8, 1.0)
+    rgb = np.asarray(colorsys.hsv_to_rgb(float(rng.random()), float(rng.uniform(0, 0.8)), 1.0), dtype=np.float32)
+    return rgb * v / max(float(rgb @ np.array([0.299, 0.587, 0.114])), 0.25) * (0.8 if dark else 1.0)
+
+
+def add_clutter(canvas: np.ndarray, rng: np.random.Generator, count: int, longest: int) -> None:
+    """Strokes and dots, none longer than ``longest`` pixels, drawn into the (H, W, 3) canvas."""
+    h, w = canvas.shape[:2]
+    for _ in range(count):
+        layer = Image.new("L", (w * 2, h * 2), 0)
+        d = ImageDraw.Draw(layer)
+        x, y = rng.uniform(0, w), rng.uniform(0, h)
+        if rng.random() < 0.5:
+            length, angle = rng.uniform(3, max(4, longest)), rng.uniform(0, np.pi)
+            dx, dy = math.cos(angle) * length, math.sin(angle) * length
+            d.line([(2 * x, 2 * y), (2 * (x + dx), 2 * (y + dy))], fill=255, width=int(rng.integers(1, 4)))
+        else:
+            r = rng.uniform(1, max(1.5, longest / 5))
+            d.ellipse([2 * (x - r), 2 * (y - r), 2 * (x + r), 2 * (y + r)], fill=255)
+        alpha = np.asarray(layer.resize((w, h), Image.BOX), dtype=np.float32)[..., None] / 255.0
+        colour = np.asarray(_random_tint(rng, 1.0) * rng.uniform(0.1, 1.0), dtype=np.float32)
+        canvas[:] = canvas * (1 - alpha * 0.8) + colour * alpha * 0.8
+
+
+# ---------------------------------------------------------------------------- one scene
+@dataclass
+class Scene:
+    """One generated image and its exact annotations (pixel-edge coordinates: a pixel k spans [k, k+1))."""
+
+    image: np.ndarray  # uint8 (H, W, 3)
+    boxes: np.ndarray  # f32 (N, 4) xyxy, the extent of the visible pixels
+    labels: np.ndarray  # i64 (N,)
+    masks: np.ndarray  # u8 (N, H, W) visible pixels of each object
+    keypoints: np.ndarray | None = None  # f32 (N, K, 3) x, y, v (2 = visible)
+    captions: list[str] = field(default_factory=list)
+
+    @property
+    def semantic(self) -> np.ndarray:
+        """(H, W) uint8: 0 background, label + 1 where an object is visible."""
+        sem = np.zeros(self.image.shape[:2], dtype=np.uint8)
+        for m, lab in zip(self.masks, self.labels):
+            sem[m > 0] = lab + 1
+        return sem
+
+    def target(self) -> dict[str, Any]:
+        t = {"boxes": torch.from_numpy(self.boxes), "labels": torch.from_numpy(self.labels),
+             "masks": torch.from_numpy(self.masks)}
+        if self.keypoints is not None:
+            t["keypoints"] = torch.from_numpy(self.keypoints)
+        return t
+
+
+def _mask_box(mask: np.ndarray) -> list[float]:
+    ys, xs = np.nonzero(mask)
+    return [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
+
+
+def make_scene(spec: SceneSpec, pool, backgrounds: Backgrounds, rng: np.random.Generator) -> Scene:
+    """One scene of ``spec.kind`` (objects from ``pool``)."""
+    size = spec.size
+    caption = spec.kind == "caption"
+    dark_objects = bool(rng.random() < 0.5)  # dark objects on a light background, or the reverse
+    if caption:
+        canvas, texture = backgrounds.sample(rng, size, (0.3, 0.62), saturation=0.15)
+    else:
+        canvas, texture = backgrounds.sample(rng, size, (0.55, 0.95) if dark_objects else (0.05, 0.42))
+    add_clutter(canvas, rng, spec.clutter, max(3, spec.min_size // 2))
+    if spec.kind == "keypoints":
+        return _quad_scene(spec, canvas, backgrounds, rng, dark_objects)
+    n = 1 if spec.max_objects == 1 else int(rng.integers(1, spec.max_objects + 1))
+    owner = np.full((size, size), -1, dtype=np.int32)
+    full_areas, labels, colours, centres = [], [], [], []
+    for k in range(n):
+        for _attempt in range(30):
+            s = int(rng.integers(spec.min_size, spec.max_size + 1))
+            sp = pool.sample(rng, s)
+            h, w = sp.alpha.shape
+            y, x = int(rng.integers(0, size - h + 1)), int(rng.integers(0, size - w + 1))
+            new = np.zeros((size, size), dtype=bool)
+            new[y:y + h, x:x + w] = sp.alpha >= 0.5
+            trial = owner.copy()
+            trial[new] = k
+            if all((trial == j).sum() >= 0.6 * full_areas[j] for j in range(k)) and new.sum() >= 12:
+                break
+        else:
+            break  # no room for another object
+        name = list(COLOURS)[int(rng.integers(len(COLOURS)))] if caption else None
+        colour = np.asarray(COLOURS[name], dtype=np.float32) if caption else _item_colour(rng, dark_objects)
+        a = sp.alpha[..., None]
+        region = canvas[y:y + h, x:x + w]
+        region[:] = region * (1 - a) + (sp.shade[..., None] * colour) * a
+        owner = trial
+        full_areas.append(int(new.sum()))
+        labels.append(sp.label)
+        colours.append(name)
+        centres.append((x + w / 2, y + h / 2))
+    masks = np.stack([(owner == k).astype(np.uint8) for k in range(len(labels))]) if labels else \
+        np.zeros((0, size, size), dtype=np.uint8)
+    boxes = np.asarray([_mask_box(m) for m in masks], dtype=np.float32).reshape(-1, 4)
+    scene = Scene(_to_uint8(canvas), boxes, np.asarray(labels, dtype=np.int64), masks)
+    if caption:
+        scene.captions = make_captions([SHAPES[lab] for lab in labels], colours, centres, size,
+                                       CAPTION_TEXTURES.get(texture, texture), rng)
+    return scene
+
+
+def _quad_scene(spec: SceneSpec, canvas: np.ndarray, backgrounds: Backgrounds, rng: np.random.Generator,
+                dark_objects: bool) -> Scene:
+    """A convex quadrilateral filled with another texture; its 4 corners in QUAD_POINTS order."""
+    size = spec.size
+    s = rng.uniform(spec.min_size, spec.max_size)
+    aspect = rng.uniform(0.6, 1.0)
+    hw, hh = s / 2, s / 2 * aspect
+    if rng.random() < 0.5:
+        hw, hh = hh, hw
+    base = np.array([[-hw, -hh], [hw, -hh], [hw, hh], [-hw, hh]])  # top_left, top_right, bottom_right, bottom_left
+    base += rng.uniform(-0.18, 0.18, size=(4, 2)) * np.array([hw, hh])
+    turn = rng.uniform(-0.5, 0.5)  # < 45 degrees: each named corner stays in its quadrant
+    c, sn = math.cos(turn), math.sin(turn)
+    pts = base @ np.array([[c, sn], [-sn, c]])
+    pts *= min(1.0, (size - 3) / float((pts.max(0) - pts.min(0)).max()))  # rotated, it must still fit
+    lo, hi = pts.min(0), pts.max(0)
+    centre = np.array([rng.uniform(-lo[0] + 1, size - hi[0] - 1), rng.uniform(-lo[1] + 1, size - hi[1] - 1)])
+    pts = pts + centre
+    alpha = draw_polygon(pts, size, size)[..., None]
+    fill, _ = backgrounds.sample(rng, size, (0.05, 0.35) if dark_objects else (0.65, 1.0), saturation=0.9)
+    canvas[:] = canvas * (1 - alpha) + fill * alpha
+    mask = (alpha[..., 0] >= 0.5).astype(np.uint8)[None]
+    kps = np.concatenate([pts, np.full((4, 1), 2.0)], 1).astype(np.float32)[None]  # (1, 4, 3)
+    return Scene(_to_uint8(canvas), np.asarray([_mask_box(mask[0])], dtype=np.float32), np.zeros(1, dtype=np.int64),
+                 mask, kps)
+
+
+def _to_uint8(canvas: np.ndarray) -> np.ndarray:
+    return np.rint(np.clip(canvas, 0, 1) * 255).astype(np.uint8)
+
+
+# ---------------------------------------------------------------------------- captions
+NUMBERS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five"}
+
+
+def _where(x: float, y: float, size: int) -> str:
+    v = "top" if y < size / 3 else "bottom" if y > 2 * size / 3 else ""
+    h = "left" if x < size / 3 else "right" if x > 2 * size / 3 else ""
+    return f"{v} {h}".strip() or "centre"
+
+
+def _relation(a: tuple[float, float], b: tuple[float, float]) -> str:
+    dx, dy = b[0] - a[0], b[1] - a[1]
+    if abs(dx) >= abs(dy):
+        return "to the left of" if dx > 0 else "to the right of"
+    return "above" if dy > 0 else "below"
+
+
+def _a(phrase: str) -> str:
+    return ("an " if phrase[0] in "aeiou" else "a ") + phrase
+
+
+def make_captions(shapes: Sequence[str], colours: Sequence[str], centres, size: int, texture: str,
+                  rng: np.random.Generator, count: int = 5) -> list[str]:
+    """``count`` different true sentences about the shapes, their colours, places and the background."""
+    things = [f"{c} {s}" for c, s in zip(colours, shapes)]
+    n = len(things)
+    cands: list[str] = []
+    if n == 1:
+        t, (x, y) = things[0], centres[0]
+        cands += [f"{_a(t)} on {texture}", _a(t), f"one {t} on a {texture} background", f"a {shapes[0]} that is {colours[0]}",
+                  f"{_a(t)} in the {_where(x, y, size)} of the picture", f"a single {shapes[0]} on {texture}"]
+    else:
+        listing = ", ".join(_a(t) for t in things[:-1]) + f" and {_a(things[-1])}"
+        cands += [f"{listing} on {texture}", f"{NUMBERS[n]} shapes on {texture}", listing,
+                  f"{_a(things[0])} {_relation(centres[0], centres[1])} {_a(things[1])}",
+                  f"{_a(things[1])} {_relation(centres[1], centres[0])} {_a(things[0])}",
+                  f"{NUMBERS[n]} shapes on a {texture} background: {listing}"]
+        kinds = {s: shapes.count(s) for s in shapes}
+        cands += [f"{NUMBERS[k]} {SHAPE_PLURALS[s] if k > 1 else s}" + (" on " + texture if k == n else "")
+                  for s, k in kinds.items() if k > 1]
+    order = rng.permutation(len(cands))
+    return [cands[i] for i in order[:count]]
+
+
+# ---------------------------------------------------------------------------- a whole set
+def make_scenes(spec: SceneSpec | str, n: int | None = None, out: str | os.PathLike | None = None, *,
+                progress: bool | Callable = False, **options) -> Path:
+    """Generate train/val/test scenes into the new folder ``out``; returns it.
+
+    ``out`` must not exist or be empty. Files are written into ``out.partial`` and renamed at the
+    end, so an interrupted run leaves nothing that looks complete.
+    """
+    if isinstance(spec, str):
+        spec = SceneSpec(spec, n if n is not None else 1000, **options)
+    spec.resolve()
+    if out is None:
+        raise DataError("out: a folder to write the scenes into is needed")
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise DataError(f"--out {out}: exists and is not an empty folder; choose a new folder (nothing was written)")
+    partial = out.with_name(out.name + ".partial")
+    if partial.exists():
+        shutil.rmtree(partial)
+    try:
+        partial.mkdir(parents=True)
+    except OSError as e:
+        raise DataError(f"--out {out}: cannot create it ({e.strerror}); choose a writable folder") from None
+    try:
+        _write_all(spec, partial, progress)
+        if out.exists():
+            out.rmdir()
+        os.replace(partial, out)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return out
+
+
+def _write_all(spec: SceneSpec, root: Path, progress) -> None:
+    from cnnlab.data.voc import VocWriter
+    from cnnlab.data.yolo import YoloWriter
+
+    pools = object_pools(spec)
+    backgrounds = Backgrounds(CAPTION_TEXTURES if spec.kind == "caption" else TEXTURES)
+    counts = {"train": spec.n, "val": spec.n_val, "test": spec.n_test}
+    voc = VocWriter(root / "voc", spec.classes) if "voc" in spec.formats else None
+    yolo = YoloWriter(root / "yolo", spec.classes) if "yolo" in spec.formats else None
+    bar = None
+    if progress is True:
+        from tqdm import tqdm
+
+        bar = tqdm(total=sum(counts.values()), desc=f"scenes ({spec.kind})", unit="image")
+    previews: list[Scene] = []
+    for k, split in enumerate(SPLITS):
+        if counts[split] == 0:
+            continue
+        rng = np.random.default_rng([spec.seed, k])
+        (root / split / "images").mkdir(parents=True)
+        records, targets, captions = [], [], []
+        for i in range(counts[split]):
+            scene = make_scene(spec, pools[split], backgrounds, rng)
+            name = f"{i:05d}"
+            path = root / split / "images" / f"{name}.png"
+            Image.fromarray(scene.image).save(path)
+            records.append(ImageRecord(i + 1, f"images/{name}.png", path, spec.size, spec.size))
+            targets.append(scene.target())
+            captions.append(scene.captions)
+            if voc is not None:
+                voc.add(split, f"{split}_{name}", scene.image.transpose(2, 0, 1), scene.target(),
+                        semantic=scene.semantic if spec.kind == "segment" else None)
+            if yolo is not None:
+                yolo.add(split, name, scene.image.transpose(2, 0, 1), scene.target())
+            if split == "train" and len(previews) < 16:
+                previews.append(scene)
+            if bar is not None:
+                bar.update()
+            elif callable(progress):
+                progress(split, i)
+        info = {"description": f"cnnlab scenes: {spec.kind}, {spec.objects}, seed {spec.seed}", "version": "1"}
+        ann = root / split / "annotations.json"
+        if spec.kind == "keypoints":
+            write_coco_keypoints(ann, records, targets, spec.classes, QUAD_POINTS, QUAD_SKELETON, info=info)
+        elif spec.kind == "caption":
+            write_coco_captions(ann, records, captions, info=info)
+            write_coco_instances(root / split / "instances.json", records, targets, spec.classes, info=info)
+        else:
+            write_coco_instances(ann, records, targets, spec.classes, info=info)
+    if bar is not None:
+        bar.close()
+    if voc is not None:
+        voc.close()
+    if yolo is not None:
+        yolo.close()
+    spec_d = asdict(spec)
+    spec_d["formats"] = list(spec.formats)
+    (root / "scenes.json").write_text(json.dumps(spec_d, indent=2) + "\n")
+    draw_preview(previews, spec, root / "preview.png")
+
+
+def draw_preview(scenes: Sequence[Scene], spec: SceneSpec, path: Path, cols: int = 4) -> None:
+    """A grid of scenes with their boxes, class names, keypoints or first caption."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not scenes:
+        return
+    rows = (len(scenes) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 2.4, rows * 2.6))
+    for i, ax in enumerate(np.atleast_1d(axes).ravel()):
+        ax.axis("off")
+        if i >= len(scenes):
+            continue
+        sc = scenes[i]
+        ax.imshow(sc.image, extent=(0, spec.size, spec.size, 0))
+        for b, lab in zip(sc.boxes, sc.labels):
+            ax.add_patch(plt.Rectangle((b[0], b[1]), b[2] - b[0], b[3] - b[1], fill=False, edgecolor="lime", lw=1))
+            ax.text(b[0], b[1], spec.classes[lab], color="black", fontsize=6, va="bottom",
+                    bbox=dict(facecolor="lime", alpha=0.7, pad=0.5, edgecolor="none"))
+        if sc.keypoints is not None:
+            for p in sc.keypoints:
+                ax.scatter(p[:, 0], p[:, 1], c=["red", "yellow", "cyan", "magenta"][:len(p)], s=10)
+        if sc.captions:
+            ax.set_title(sc.captions[0], fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
