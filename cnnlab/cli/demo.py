@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="report folder (default: runs/demo-<time>)")
     p.add_argument("--data-root", help="folder holding the Fashion-MNIST IDX files")
     p.add_argument("--epochs", type=int, help="override the recipe's epochs")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run_demo)
 
 
@@ -41,7 +41,7 @@ def run_demo(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     run_dir, result, summary = train(cfg)
     if result.status != "finished":
-        return 130
+        return 143 if result.signal == "SIGTERM" else 130
     acc = summary.get("test_acc")
     wall = time.perf_counter() - t0
     lines = [

@@ -14,13 +14,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Run a trained network as a fixed feature extractor over every split of --data and save "
                                    "the features (safetensors) for `cnnlab train classify --on-features DIR`.",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="an image classification run folder (the feature extractor)")
     p.add_argument("--data", help="dataset (default: the run's own); its images are sized and normalized like the run's")
-    p.add_argument("--data-root")
-    p.add_argument("--val-fraction", type=float)
+    p.add_argument("--data-root", help="folder of the IDX files for a named --data")
+    p.add_argument("--val-fraction", type=float, help="hold out this fraction of --data's training images for validation "
+                   "(default: the run's own setting)")
     p.add_argument("--limit", type=int, help="use at most N training images")
     p.add_argument("--out", required=True, help="folder to write features.safetensors and features.json")
-    p.add_argument("--skip-bad", action="store_true")
+    p.add_argument("--skip-bad", action="store_true", help="skip unreadable images instead of stopping")
     p.set_defaults(func=run_features)
 
 
@@ -55,7 +56,13 @@ def run_features(args: argparse.Namespace) -> int:
             splits[name] = extract_features(model, loader, next(model.parameters()).device, desc=f"{name} features")
     out.mkdir(parents=True, exist_ok=True)
     dim = splits["train"][0].shape[1]
-    save_features(out, splits, {"source_run": str(args.run_dir), "model": meta["model"], "classes": list(meta["classes"]),
-                                "feature_dim": dim, "data_source": data.source})
+    from cnnlab.engine.checkpoint import model_state
+
+    classes = list(data.meta["classes"])  # the classes of the data the features are of (--data may have others)
+    save_features(out, splits, {"source_run": str(args.run_dir), "model": meta["model"],
+                                "model_kwargs": dict(meta.get("model_kwargs", {})), "in_chans": meta["in_chans"],
+                                "img_size": list(meta["img_size"]), "normalization": meta.get("normalization"),
+                                "classes": classes, "feature_dim": dim, "data_source": data.source},
+                  backbone=model_state(model))
     print(f"wrote {out / 'features.safetensors'}: " + ", ".join(f"{k} {len(v[1])}x{dim}" for k, v in splits.items()))
     return 0

@@ -43,14 +43,15 @@ def register(subparsers) -> None:
         description="Train one of the NumPy classifiers with its built-in recipe, print train/val/test "
                     "accuracy and save a loss-curve plot.",
         epilog=TRAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    t.add_argument("--model", required=True, metavar="{knn,svm,softmax,twolayer,convnet}")
+    t.add_argument("--model", required=True, metavar="{knn,svm,softmax,twolayer,convnet}",
+                   help="the NumPy classifier to train (required)")
     t.add_argument("--data", default="digits", metavar="{digits,fashion-mnist}", help="dataset (default digits)")
     t.add_argument("--limit", type=int, default=None, metavar="N", help="use at most N examples per split")
     t.add_argument("--epochs", type=int, default=None, help="override the recipe's number of epochs")
     t.add_argument("--out", default=None, metavar="DIR", help="output folder (default runs/scratch-MODEL-DATA)")
     t.add_argument("--data-root", default=None, metavar="DIR",
                    help="folder with the Fashion-MNIST IDX .gz files (default /usr/share/datasets/fashion-mnist)")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, default=0, help="seed of the weights, data order and split (default 0)")
     _add_threads(t)
     t.set_defaults(func=run_train)
     scratch.set_defaults(func=lambda args: (scratch.print_help(), 2)[1])

@@ -117,7 +117,24 @@ def config_from_args(args: argparse.Namespace, task_name: str | None = None):
             kwargs[key] = _parse_value(value)
         values["model_kwargs"] = kwargs
     values["task"] = task_name
+    _model_from_weights_run(values, given)
     return config_cls(**values).validate()
+
+
+def _model_from_weights_run(values: dict, given: dict) -> None:
+    """--weights RUN_DIR without --model: the run's model and its options (not its image size or dropout)."""
+    from cnnlab.engine.checkpoint import find_checkpoint, read_json
+
+    weights = values.get("weights")
+    if not weights or not Path(weights).is_dir() or "model" in given:
+        return
+    meta = read_json(find_checkpoint(weights, "best").with_suffix(".json"))
+    if not isinstance(meta, dict) or not isinstance(meta.get("model"), str):
+        return  # load_weights names what is wrong with the folder
+    values["model"] = meta["model"]
+    if not given.get("model_kwargs") and "model_args" not in given:
+        kwargs = meta.get("model_kwargs") if isinstance(meta.get("model_kwargs"), dict) else {}
+        values["model_kwargs"] = {k: v for k, v in kwargs.items() if k not in ("img_size", "drop_rate")}
 
 
 def _parse_value(text: str):
@@ -144,4 +161,6 @@ def run_train(args: argparse.Namespace) -> int:
         _, result, _ = train(cfg, resume=Path(args.resume))
     else:
         _, result, _ = train(config_from_args(args))
+    if result.status == "evaluation-interrupted":  # 128 + the signal's number, as if it had killed us
+        return 143 if result.signal == "SIGTERM" else 130
     return 130 if result.status == "interrupted" else 0

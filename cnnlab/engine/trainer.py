@@ -37,12 +37,13 @@ STATE_KEYS = ("epoch", "step_in_epoch", "global_step", "train_seconds", "skipped
 
 @dataclass
 class TrainResult:
-    status: str  # "finished" | "interrupted"
+    status: str  # "finished" | "interrupted" | "evaluation-interrupted" (training finished, the final evaluation did not)
     epochs_done: int
     best: dict[str, Any] = field(default_factory=dict)
     last: dict[str, Any] = field(default_factory=dict)
     train_seconds: float = 0.0
     skipped_batches: int = 0
+    signal: str | None = None  # the signal that stopped the final evaluation (SIGTERM, SIGINT)
 
 
 class Trainer:

@@ -27,7 +27,16 @@ def init_and_load(model: nn.Module, cfg) -> None:
         from cnnlab.models.weights import load_weights
 
         report = load_weights(model, resolve_weights(cfg.weights, cfg.model))
-        print(f"loaded {cfg.weights}" + (" (new classifier head for this data's classes)" if report.get("head_reset") else ""))
+        notes = [n for n, on in (("new classifier head for this data's classes", report.get("head_reset")),
+                                 (_adapted_note(model), report.get("input_adapted"))) if on]
+        print(f"loaded {cfg.weights}" + (f" ({'; '.join(notes)})" if notes else ""))
+
+
+def _adapted_note(model: nn.Module) -> str:
+    conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    c = conv.in_channels if conv is not None else 0
+    return ("RGB first conv summed over R, G, B for grey input" if c == 1 else
+            f"RGB first conv tiled to {c} input channels")
 
 
 def resolve_weights(spec: str, model: str) -> str:

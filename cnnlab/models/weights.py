@@ -117,7 +117,13 @@ def load_weights(model: nn.Module, path: str | Path, *, reset_head_on_mismatch: 
     if missing:
         raise ModelError(f"weights file {path} lacks tensor {missing[0]!r} {tuple(own[missing[0]].shape)} "
                          f"({len(missing)} missing); is it for another model?")
+    first = next((k for k, v in own.items() if v.ndim == 4), None)
     for k, v in state.items():
+        if (k == first and v.shape != own[k].shape and v.shape[0] == own[k].shape[0] and v.shape[2:] == own[k].shape[2:]
+                and v.shape[1] in (1, 3)):
+            raise ModelError(f"weights file {path}: tensor {k!r} has shape {tuple(v.shape)} but the model expects "
+                             f"{tuple(own[k].shape)}: the weights are for {'grey' if v.shape[1] == 1 else 'RGB'} images; "
+                             f"pass --channels {v.shape[1]}")
         if v.shape != own[k].shape and k not in head:
             raise ModelError(f"weights file {path}: tensor {k!r} has shape {tuple(v.shape)} but the model expects "
                              f"{tuple(own[k].shape)}; build the model with the options the weights were trained with")

@@ -70,6 +70,10 @@ def tta_probs(model: nn.Module, x: torch.Tensor, tta: str = "none") -> torch.Ten
     """
     if tta not in TTA_MODES:
         raise ConfigError(f"--tta {tta!r}: choose one of {', '.join(TTA_MODES)}")
+    from cnnlab.tasks.classify_features import feature_logits, is_feature_batch
+
+    if is_feature_batch(model, x):  # pre-logit features (--on-features): the classifier alone, nothing to augment
+        return feature_logits(model, x).softmax(1)
     views = [x]
     if tta == "flip":
         views.append(x.flip(3))
@@ -115,7 +119,7 @@ class Classify(Task):
         from cnnlab.data.datasets import load_classification_data
         from cnnlab.errors import DataError
 
-        if cfg.on_features:
+        if cfg.on_features and not data:  # its own feature splits; other data is evaluated as images
             return super().eval_data(cfg, split, data, data_root)
         if not data:
             cfg = dataclasses.replace(cfg, img_size=self.meta["img_size"][0], channels=self.meta["in_chans"])
@@ -173,7 +177,7 @@ class Classify(Task):
         from cnnlab.data.loaders import make_loader
         from cnnlab.data.progressive import parse_progressive
 
-        if cfg.on_features:
+        if _is_feature_set(data.train):
             return super().train_loader(cfg, data, rank, world_size)
         augment = parse_augment(cfg.augment)
         pca = pca_lighting_basis(data.train.images) if augment.pca_lighting and hasattr(data.train, "images") else None
@@ -185,7 +189,7 @@ class Classify(Task):
     def eval_loader(self, cfg: ClassifyConfig, data: DataBundle, split, rank: int = 0, world_size: int = 1):
         from cnnlab.data.loaders import make_loader
 
-        if cfg.on_features:
+        if _is_feature_set(split):
             return super().eval_loader(cfg, data, split, rank, world_size)
         return make_loader(split, 512, train=False, normalization=self.normalization(), seed=cfg.seed, rank=rank,
                            world_size=world_size, channels_last=cfg.channels_last, num_workers=cfg.num_workers)
@@ -194,8 +198,13 @@ class Classify(Task):
     def create_network(self, meta: dict[str, Any]) -> nn.Module:
         from cnnlab.models import create_model
 
-        return create_model(meta["model"], num_classes=meta["num_classes"], in_chans=meta["in_chans"],
-                            **meta.get("model_kwargs", {}))
+        model = create_model(meta["model"], num_classes=meta["num_classes"], in_chans=meta["in_chans"],
+                             **meta.get("model_kwargs", {}))
+        if meta.get("on_features") and meta.get("feature_dim"):
+            from cnnlab.tasks.classify_features import mark_feature_model
+
+            mark_feature_model(model, meta["feature_dim"])  # its head was trained on features: it takes them too
+        return model
 
     def model_kwargs(self, cfg: ClassifyConfig) -> dict[str, Any]:
         """The model's constructor options: --model-arg, the data's image size and --drop-rate where the builder takes them."""
@@ -211,11 +220,11 @@ class Classify(Task):
     def build_model(self, cfg: ClassifyConfig, data: DataBundle, *, resume: bool = False) -> nn.Module:
         from cnnlab.data.progressive import check_model_accepts, parse_progressive
 
-        model_name = "linear" if cfg.on_features else cfg.model
-        kwargs = {"img_size": 1} if cfg.on_features else self.model_kwargs(cfg)
-        if cfg.on_features and cfg.drop_rate:
-            kwargs["drop_rate"] = cfg.drop_rate
-        self.meta.update(model=model_name, model_kwargs=kwargs)
+        if cfg.on_features:  # the source network (named by the features folder) with a new head: backbone + head
+            from cnnlab.tasks.classify_features import build_feature_model
+
+            return build_feature_model(self, cfg, resume)
+        self.meta.update(model=cfg.model, model_kwargs=self.model_kwargs(cfg))
         model = super().build_model(cfg, data, resume=resume)
         if cfg.init == "lsuv" and not resume:
             _lsuv(model, data.train, self.normalization(), cfg.seed)
@@ -228,8 +237,10 @@ class Classify(Task):
 
     # ------------------------------------------------------------------ steps
     def training_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        x, y = batch["images"], batch["labels"]  # (B, C, H, W), (B,)
-        out = model(x)
+        x, y = batch["images"], batch["labels"]  # (B, C, H, W), (B,); with --on-features (B, D, 1, 1)
+        from cnnlab.tasks.classify_features import feature_logits, is_feature_batch
+
+        out = feature_logits(model, x, self.cfg.drop_rate) if is_feature_batch(model, x) else model(x)
         aux: list[torch.Tensor] = []
         if isinstance(out, tuple):
             out, aux = out
@@ -272,34 +283,67 @@ class Classify(Task):
 
     def report(self, run_dir: Path, model: nn.Module, data: DataBundle, final: dict[str, Any], split: str | None,
                device: torch.device) -> list[str]:
+        """Confusion matrices (counts, normalized), per-class precision/recall/F1, the most confused pairs, the loss
+        on a log scale and, for in-memory images, grids of predictions and of the top losses of the split."""
         from cnnlab.engine import plots
 
         classes = self.meta["classes"]
         if not final or split is None:
             return []
-        plots.plot_confusion(final["confusion"], classes, run_dir / "plots" / "confusion.png")
+        folder = run_dir / "plots"
+        plots.plot_confusion(final["confusion"], classes, folder / "confusion.png")
+        plots.plot_confusion_normalized(final["confusion"], classes, folder / "confusion-normalized.png", split)
+        prf = plots.precision_recall_f1(final["confusion"])
+        acc = final.get("per_class_acc", [])
+        lines = [f"| class | {split} accuracy | precision | recall | F1 | support |", "|---|---|---|---|---|---|",
+                 *[f"| {c} | {acc[i] if i < len(acc) else float('nan'):.3f} | {prf['precision'][i]:.3f} | "
+                   f"{prf['recall'][i]:.3f} | {prf['f1'][i]:.3f} | {prf['support'][i]} |" for i, c in enumerate(classes)],
+                 f"| macro average | {sum(acc) / max(1, len(acc)):.3f} | {prf['precision'].mean():.3f} | "
+                 f"{prf['recall'].mean():.3f} | {prf['f1'].mean():.3f} | {int(prf['support'].sum())} |", ""]
+        pairs = plots.most_confused(final["confusion"], classes)
+        if pairs:
+            lines += [f"Most confused ({split} split):", "", "| true | predicted as | images |", "|---|---|---|",
+                      *[f"| {a} | {b} | {n} |" for a, b, n in pairs], ""]
+        lines += ["![confusion matrix](plots/confusion.png)", "",
+                  "![normalized confusion matrix](plots/confusion-normalized.png)", ""]
+        metrics_csv = run_dir / "metrics.csv"
+        if metrics_csv.is_file():
+            import csv
+
+            with open(metrics_csv) as f:
+                rows = [{k: _number(v) for k, v in r.items()} for r in csv.DictReader(f)]
+            if rows:
+                plots.plot_loss(rows, folder / "loss-log.png", val_split="val", log=True)
+                lines += ["![loss, log scale](plots/loss-log.png)", ""]
         split_ds = getattr(data, split)
-        lines = [f"| class | {split} accuracy |", "|---|---|",
-                 *[f"| {c} | {a:.3f} |" for c, a in zip(classes, final.get("per_class_acc", []))], "",
-                 "![confusion matrix](plots/confusion.png)", ""]
         if hasattr(split_ds, "images") and split_ds.images.ndim == 4 and split_ds.images.dtype == torch.uint8:
-            _plot_prediction_grid(model, split_ds, self.normalization(), classes, device, run_dir / "plots" / "predictions.png")
-            lines += ["![predictions](plots/predictions.png)", ""]
+            _plot_prediction_grid(model, split_ds, self.normalization(), classes, device, folder / "predictions.png", split)
+            _plot_top_losses(self, model, split_ds, data, classes, folder / "top-losses.png", split)
+            lines += ["![predictions: predicted p (true)](plots/predictions.png)", "",
+                      f"![the {split} images with the largest loss](plots/top-losses.png)", ""]
         return lines
 
     def evaluation_plots(self, m: dict[str, Any], folder: Path) -> list[Path]:
         from cnnlab.engine import plots
 
-        path = folder / "confusion.png"
+        path, normalized = folder / "confusion.png", folder / "confusion-normalized.png"
         plots.plot_confusion(m["confusion"], self.meta["classes"], path)
-        return [path]
+        plots.plot_confusion_normalized(m["confusion"], self.meta["classes"], normalized)
+        return [path, normalized]
 
     def print_details(self, m: dict[str, Any]) -> None:
         classes = self.meta["classes"]
         width = max(len(c) for c in classes)
-        print("per-class accuracy:")
-        for c, a in zip(classes, m["per_class_acc"]):
-            print(f"  {c:<{width}}  {a:.4f}")
+        from cnnlab.engine.plots import most_confused, precision_recall_f1
+
+        prf = precision_recall_f1(m["confusion"])
+        print(f"per-class accuracy, precision, recall, F1:\n  {'class':<{width}}  accuracy  precision  recall  F1      support")
+        for i, (c, a) in enumerate(zip(classes, m["per_class_acc"])):
+            print(f"  {c:<{width}}  {a:.4f}    {prf['precision'][i]:.4f}     {prf['recall'][i]:.4f}  "
+                  f"{prf['f1'][i]:.4f}  {prf['support'][i]}")
+        pairs = most_confused(m["confusion"], classes, 3)
+        if pairs:
+            print("most confused: " + ", ".join(f"{a} as {b} ({n})" for a, b, n in pairs))
         if len(classes) <= 20:
             print("confusion matrix (rows: true, columns: predicted):")
             for i, row in enumerate(m["confusion"]):
@@ -309,6 +353,12 @@ class Classify(Task):
         classes = self.meta["classes"]
         return {"tta": self.cfg.eval_tta, "classes": list(classes),
                 "per_class_acc": dict(zip(classes, final.get("per_class_acc", [])))}
+
+
+def _is_feature_set(ds) -> bool:
+    from cnnlab.tasks.classify_features import FeatureSet
+
+    return isinstance(ds, FeatureSet)
 
 
 def _concat(parts):
@@ -334,8 +384,17 @@ def _lsuv(model: nn.Module, train, normalization, seed: int, n: int = 512) -> No
     lsuv_init(model, x)
 
 
+def _number(v: str):
+    try:
+        return float(v) if v not in ("", None) else None
+    except ValueError:
+        return None
+
+
 @torch.no_grad()
-def _plot_prediction_grid(model, split, normalization, classes, device, path: Path, n: int = 32) -> None:
+def _plot_prediction_grid(model, split, normalization, classes, device, path: Path, split_name: str = "test",
+                          n: int = 32) -> None:
+    """A fixed random sample of the split, titled 'predicted p (true)'."""
     from cnnlab.engine import plots
 
     g = torch.Generator().manual_seed(0)
@@ -345,8 +404,32 @@ def _plot_prediction_grid(model, split, normalization, classes, device, path: Pa
     if normalization is not None:
         x = normalization(x)
     model.eval()
-    pred = model(x.to(device)).argmax(1).cpu()
-    plots.plot_predictions(images.numpy(), split.labels[idx].tolist(), pred.tolist(), classes, path)
+    p, pred = model(x.to(device)).softmax(1).cpu().max(1)
+    plots.plot_prediction_grid(images.numpy(), pred.tolist(), p.tolist(), classes, path, true=split.labels[idx].tolist(),
+                               title=f"{split_name} split: predicted probability (true class); wrong in red")
+
+
+def _plot_top_losses(task, model, split, data, classes, path: Path, split_name: str, k: int = 16, limit: int = 10000) -> None:
+    """The ``k`` images of the split (its first ``limit``) with the largest loss: what the model gets most wrong."""
+    from cnnlab.data.datasets import ArrayDataset
+    from cnnlab.engine import plots
+
+    if len(split) > limit:
+        split = ArrayDataset(split.images[:limit], split.labels[:limit], classes)
+    device = next(model.parameters()).device
+    model.eval()
+    probs, labels = [], []
+    with torch.no_grad():
+        for batch in task.eval_loader(task.cfg, data, split):
+            probs.append(tta_probs(model, batch["images"].to(device), task.cfg.eval_tta).cpu())  # (B, K)
+            labels.append(batch["labels"])
+    probs, labels = torch.cat(probs), torch.cat(labels)
+    idx, losses = plots.top_losses(probs, labels, k)
+    images = split.images[idx].numpy()
+    p, pred = probs[idx].max(1)
+    plots.plot_prediction_grid(images, pred.tolist(), p.tolist(), classes, path, true=labels[idx].tolist(),
+                               extra=[f"loss {v:.2f}" for v in losses],
+                               title=f"{split_name} split: the {len(idx)} largest losses, predicted p (true)")
 
 
 __all__ = ["ClassifyConfig", "Classify", "tta_probs", "setup"]

@@ -63,15 +63,17 @@ def _member(run_dir: Path, path: Path):
 def evaluate_ensemble(run_dirs: Sequence[str | Path], tta: str | None = None, split: str | None = None) -> dict[str, Any]:
     """Each member's accuracy and the accuracy of their averaged softmax outputs (``tta``: default the first run's)."""
     members = ensemble_members(run_dirs)
-    results, total, labels, meta0, data = [], None, None, None, None
-    for label, run_dir, path in members:
-        task, model, meta = _member(run_dir, path)
-        if meta0 is None:
-            meta0 = meta
-            tta = tta or task.cfg.eval_tta
-            data = task.eval_data(task.cfg, split)
-        elif meta["classes"] != meta0["classes"]:
+    loaded = [(label, *_member(run_dir, path)) for label, run_dir, path in members]
+    meta0 = loaded[0][3]
+    for label, _, _, meta in loaded[1:]:
+        if meta["classes"] != meta0["classes"]:
             raise CheckpointError(f"{label} was trained on other classes than {members[0][0]}; an ensemble needs the same classes")
+    # the split of the first member trained on images (a head trained --on-features takes images too), else features
+    first = next((m for m in loaded if not m[3].get("on_features")), loaded[0])
+    tta = tta or loaded[0][1].cfg.eval_tta
+    data = first[1].eval_data(first[1].cfg, split)
+    results, total, labels = [], None, None
+    for label, task, model, meta in loaded:
         probs, labels = split_probs(task, model, data[0], data[2], tta, desc=label[-30:])
         results.append({"member": label, "acc": metrics_from_probs(probs, labels)["acc"]})
         total = probs if total is None else total + probs

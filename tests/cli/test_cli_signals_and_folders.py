@@ -69,3 +69,39 @@ def test_train_on_image_folder_with_bad_files(capsys, tmp_path):
     assert summary["val_acc"] >= 0.8  # colours are easy
     code, out, _ = run_cli(capsys, "predict", tmp_path / "b", data / "red" / "3.png", "--json")
     assert code == 0 and json.loads(out)["top"][0]["class"] == "red"
+
+
+def test_sigterm_during_the_final_evaluation_says_what_and_exits_143(capsys, tmp_path, monkeypatch):
+    """A real SIGTERM arrives while the finished run is evaluated on its test split: one line saying so, that the
+    checkpoints are intact and how to evaluate later; exit 143; `cnnlab evaluate` then works on the folder."""
+    from cnnlab.engine import pipeline
+    from cnnlab.tasks.classify import Classify
+
+    from tests.cli.conftest import TINY
+
+    final = {"on": False}
+    real_finish, real_step = pipeline.finish_run, Classify.validation_step
+
+    def finish(*a, **k):
+        final["on"] = True
+        return real_finish(*a, **k)
+
+    def step(self, model, batch):
+        if final["on"]:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_step(self, model, batch)
+
+    monkeypatch.setattr(pipeline, "finish_run", finish)
+    monkeypatch.setattr(Classify, "validation_step", step)
+    out = tmp_path / "run"
+    before = signal.getsignal(signal.SIGTERM)
+    code, stdout, err = run_cli(capsys, "train", "classify", *TINY, "--model", "lenet5", "--epochs", "1", "--out", out)
+    assert code == 143, stdout + err
+    lines = [ln for ln in stdout.splitlines() if "final evaluation" in ln]
+    assert lines == [f"SIGTERM during the final evaluation on the test split: training finished and its checkpoints are "
+                     f"intact; evaluate later with `cnnlab evaluate {out}`"]
+    assert "Traceback" not in stdout + err
+    assert signal.getsignal(signal.SIGTERM) == before  # the handlers are put back
+    monkeypatch.setattr(Classify, "validation_step", real_step)
+    code, stdout, _ = run_cli(capsys, "evaluate", out, "--json")
+    assert code == 0 and json.loads(stdout)["count"] == 100

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from tests.cli.conftest import TINY, run_cli
@@ -50,17 +51,56 @@ def test_ensemble_of_snapshots_and_of_runs(capsys, tmp_path, trained_run):
     assert code == 0 and "ensemble of 2" in out
 
 
-def test_features_then_softmax_head(capsys, tmp_path, trained_run):
+def _digit_png(path, index=0):
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    Image.fromarray((d.images[index] * 255 / 16).astype(np.uint8)).resize((64, 64)).save(path)
+    return int(d.target[index])
+
+
+def test_features_then_softmax_head_is_a_normal_run(capsys, tmp_path, trained_run):
+    """--on-features trains the source network's classifier on its features; the run folder holds backbone + head,
+    so evaluate, predict and ensemble work on it with images, and it has its plots and per-class table."""
+    from safetensors.torch import load_file
+
     feats = tmp_path / "feats"
     code, out, _ = run_cli(capsys, "features", trained_run, "--out", feats, "--limit", "300")
     assert code == 0 and "train 300x84" in out
     code, out, _ = run_cli(capsys, "train", "classify", "--on-features", feats, "--epochs", "5", "--optimizer", "adam",
                            "--batch-size", "50", "--quiet", "--no-tensorboard", "--out", tmp_path / "head")
     assert code == 0
-    summary = json.loads((tmp_path / "head" / "summary.json").read_text())
+    head = tmp_path / "head"
+    summary = json.loads((head / "summary.json").read_text())
     assert summary["test_acc"] > 0.3  # features of a 2-epoch LeNet: far above chance (0.1)
-    code, out, _ = run_cli(capsys, "evaluate", tmp_path / "head", "--json")
-    assert json.loads(out)["acc"] == pytest.approx(summary["test_acc"])
+    meta = json.loads((head / "checkpoints" / "best.json").read_text())
+    source = json.loads((trained_run / "checkpoints" / "best.json").read_text())
+    assert (meta["model"], meta["in_chans"], meta["img_size"]) == ("lenet5", source["in_chans"], source["img_size"])
+    before, after = load_file(trained_run / "checkpoints" / "best.safetensors"), load_file(head / "checkpoints" / "best.safetensors")
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before if not k.startswith("head."))  # the frozen backbone
+    assert not torch.equal(before["head.weight"], after["head.weight"])  # the trained head
+    for f in ("plots/curves.png", "plots/confusion.png", "report.md"):
+        assert (head / f).is_file(), f
+    report = (head / "report.md").read_text()
+    assert "| class | test accuracy |" in report and "| 7 |" in report
+
+    code, out, _ = run_cli(capsys, "evaluate", head, "--json")  # on its own test features
+    assert code == 0 and json.loads(out)["acc"] == pytest.approx(summary["test_acc"])
+    code, out, _ = run_cli(capsys, "evaluate", trained_run, "--json")
+    on_images = json.loads(out)
+    code, out, _ = run_cli(capsys, "ensemble", head, trained_run, "--json")  # on the images of the image run
+    assert code == 0
+    r = json.loads(out)
+    assert r["members"][1]["acc"] == pytest.approx(on_images["acc"])
+    assert r["members"][0]["acc"] == pytest.approx(summary["test_acc"], abs=0.02)  # the same test digits, as images
+    right = 0
+    for i in range(10):
+        label = _digit_png(tmp_path / f"{i}.png", i)
+        code, out, err = run_cli(capsys, "predict", head, tmp_path / f"{i}.png", "--json")
+        assert code == 0, err
+        right += json.loads(out)["top"][0]["class"] == str(label)
+    assert right >= 3  # images through backbone + head: far above chance (1 of 10)
 
 
 def test_transfer_learning_with_weights_and_freeze(capsys, tmp_path, trained_run):
@@ -74,3 +114,31 @@ def test_transfer_learning_with_weights_and_freeze(capsys, tmp_path, trained_run
     after = load_file(tmp_path / "ft" / "checkpoints" / "last.safetensors")
     assert (before["features.0.weight"] == after["features.0.weight"]).all()  # frozen stage 1
     assert not (before["head.weight"] == after["head.weight"]).all()  # trained head
+
+
+def test_weights_run_folder_gives_the_model_and_adapts_rgb_to_grey(capsys, tmp_path):
+    """--weights RUN_DIR without --model takes the run's model and options; an RGB run's first conv is summed over
+    R, G, B for grey data; grey weights for RGB data are refused in one line that says --channels 1."""
+    from safetensors.torch import load_file
+
+    from tests.cli.test_cli_signals_and_folders import make_folder
+
+    photos = make_folder(tmp_path / "photos", n_per_class=8)
+    small = ["--epochs", "1", "--batch-size", "8", "--img-size", "16", "--quiet", "--no-tensorboard", "--threads", "1"]
+    code, _, err = run_cli(capsys, "train", "classify", "--data", photos, "--model", "convnet_bn", "--model-arg", "width=4",
+                           *small, "--out", tmp_path / "rgb")
+    assert code == 0, err
+    code, out, err = run_cli(capsys, "train", "classify", *TINY, "--epochs", "1", "--img-size", "16",
+                             "--weights", tmp_path / "rgb", "--freeze", "1", "--out", tmp_path / "grey")
+    assert code == 0, err
+    assert "RGB first conv summed over R, G, B for grey input" in out
+    meta = json.loads((tmp_path / "grey" / "checkpoints" / "best.json").read_text())
+    assert meta["model"] == "convnet_bn" and meta["model_kwargs"]["width"] == 4 and meta["in_chans"] == 1
+    rgb = load_file(tmp_path / "rgb" / "checkpoints" / "best.safetensors")["features.0.0.weight"]  # (4, 3, 3, 3)
+    grey = load_file(tmp_path / "grey" / "checkpoints" / "best.safetensors")["features.0.0.weight"]  # frozen stage
+    assert torch.allclose(grey, rgb.sum(1, keepdim=True))
+    code, _, err = run_cli(capsys, "train", "classify", "--data", photos, *small, "--weights", tmp_path / "grey",
+                           "--out", tmp_path / "back")
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and lines[0].endswith("pass --channels 1"), err
+    assert not (tmp_path / "back").exists()  # refused before any folder is made
