@@ -3,6 +3,7 @@
     import cnnlab
     run_dir = cnnlab.train("classify", data="digits", model="lenet5", epochs=3)
     cnnlab.predict(run_dir, ["shoe.png"])           # [{"image": ..., "top": [...]}]
+    cnnlab.predict("mobilenet_v2", "coffee.jpg", weights="imagenet")   # no run folder
     model, meta = cnnlab.load_run(run_dir)
     print(cnnlab.summary(model, (1, 28, 28)))
 """
@@ -56,14 +57,24 @@ def train(task: str = "classify", resume: str | Path | None = None, **config: An
     return run_dir
 
 
-def predict(run_dir: str | Path, images: Sequence[str | Path] | str | Path, **options: Any) -> list[dict]:
-    """Predictions of a run's best checkpoint for image files (JSON-ready dicts, one per image)."""
+def predict(run_or_model: str | Path, images: Sequence[str | Path] | str | Path, weights: str | None = None,
+            **options: Any) -> list[dict]:
+    """Predictions for image files (JSON-ready dicts, one per image), from a run folder's best checkpoint,
+    or from a registered model with pretrained ``weights``: ``predict("mobilenet_v2", "coffee.jpg", weights="imagenet")``.
+    """
     import torch
 
     from cnnlab.engine.evaluate import load_task
+    from cnnlab.errors import ConfigError
 
     paths = [images] if isinstance(images, (str, Path)) else list(images)
-    task, model, _, _ = load_task(run_dir)
+    if weights is not None:
+        if Path(run_or_model).is_dir():
+            raise ConfigError(f"weights= goes with a model name, not with the run folder {run_or_model} (it has its own)")
+        from cnnlab.cli.evaluate import predict_pretrained
+
+        return predict_pretrained(str(run_or_model), weights, paths, **options)
+    task, model, _, _ = load_task(run_or_model)
     out = []
     for path in paths:
         x, original = task.prepare(path)

@@ -20,6 +20,7 @@ PREDICT_EXAMPLES = """examples:
   cnnlab predict runs/classify-lenet5-20261123-120000 shoe.jpg shirt.png
   cnnlab predict RUN_DIR photos/ 'more/*.jpg' --topk 3 --json
   cnnlab predict RUN_DIR photos/ --out predictions.csv
+  cnnlab predict RUN_DIR photos/ --grid predictions.png      a picture of the predictions
   cnnlab predict --model mobilenet_v2 --weights imagenet coffee.jpg    ImageNet classes, no run folder
   cnnlab predict runs/localize-x photo.png      boxes as JSON, drawings in predictions/"""
 
@@ -36,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Evaluate a run's best checkpoint on its test split (or --split), or on other data. "
                                    "Plots go to RUN_DIR/evaluations/ (or --out), never over the training run's own.",
                        epilog=EVAL_EXAMPLES, formatter_class=fmt)
-    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by `cnnlab train`")
     p.add_argument("--tta", choices=TTA, help="test-time augmentation (classification; default: the run's own setting)")
     p.add_argument("--split", choices=["test", "val", "train"],
                    help="split of the run's own data to evaluate (default: test, or val when the data has no test split)")
@@ -59,6 +60,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tta", choices=TTA, help="test-time augmentation (classification; default: the run's own setting)")
     p.add_argument("--json", action="store_true", help="print one JSON object per image")
     p.add_argument("--out", help="also write the predictions to a .csv or .jsonl file")
+    p.add_argument("--grid", metavar="FILE.png", help="classifiers: also draw the images in a grid titled "
+                   "'predicted p (true)' (the true class is the image's folder name when that is a class)")
     p.add_argument("--draw", metavar="DIR", default="predictions",
                    help="folder for drawn predictions of tasks that draw (boxes, points) (default: predictions)")
     p.set_defaults(func=run_predict)
@@ -66,7 +69,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ensemble", help="average the softmax outputs of several runs (or one run's snapshots)",
                        description="Evaluate each member and the ensemble of their averaged class probabilities.",
                        epilog=ENSEMBLE_EXAMPLES, formatter_class=fmt)
-    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                   help="several classification run folders, or one run trained with --snapshots")
     p.add_argument("--tta", choices=TTA, help="test-time augmentation of every member (default: the first run's setting)")
     p.add_argument("--split", default="test", choices=["test", "val"], help="split to evaluate (default: test)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -135,6 +139,11 @@ def run_predict(args: argparse.Namespace) -> int:
 
     run_dir, images = args.inputs[0], expand_images(args.inputs[1:])
     task, model, meta, _ = load_task(run_dir)
+    if args.grid and task.name != "classify":
+        raise ConfigError(f"--grid draws classifiers' predictions; {run_dir} is a {task.name} run: use --draw DIR")
+    if args.grid and Path(args.grid).suffix.lower() not in (".png", ".jpg", ".jpeg", ".pdf", ".svg"):
+        raise ConfigError(f"--grid {args.grid}: end it in .png (or .jpg, .pdf, .svg)")
+    drawn = []
     if args.tta and hasattr(task.cfg, "eval_tta"):
         task.cfg.eval_tta = args.tta
     rows = []
@@ -150,34 +159,69 @@ def run_predict(args: argparse.Namespace) -> int:
             task.draw(original, pred, out)
             row["drawing"] = str(out)
         rows.append(row)
+        if args.grid:
+            drawn.append(original)
+        _print_row(row, args.json)
+    _write_rows(rows, args.out)
+    if args.grid:
+        _draw_grid(args.grid, drawn, rows, list(meta["classes"]))
+    return 0
+
+
+def _draw_grid(path: str, images: list, rows: list[dict], classes: list[str]) -> None:
+    """The predicted class and its probability over each image, '(true)' below when the image's folder names a class."""
+    import numpy as np
+
+    from cnnlab.engine import plots
+
+    index = {c: i for i, c in enumerate(classes)}
+    size = max(max(im.shape[-2:]) for im in images)
+    import torch.nn.functional as F
+
+    same = [F.interpolate(im[None].float(), size=(size, size), mode="nearest")[0].byte() if tuple(im.shape[-2:]) != (size, size)
+            else im for im in images]
+    chans = max(im.shape[0] for im in same)
+    arr = np.stack([im.expand(chans, -1, -1).numpy() for im in same])  # (N, C, H, W) uint8
+    pred = [index[r["top"][0]["class"]] for r in rows]
+    probs = [r["top"][0]["prob"] for r in rows]
+    true = [index.get(Path(r["image"]).parent.name) for r in rows]
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        plots.plot_prediction_grid(arr, pred, probs, classes, Path(path), true=true,
+                                   title="predicted probability (true class, from the folder name); wrong in red")
+    except OSError as e:
+        raise ConfigError(f"--grid {path}: cannot write it ({e.strerror or e}); choose a writable path") from None
+    print(f"wrote {path}")
+
+
+def _predict_pretrained(args: argparse.Namespace) -> int:
+    if not args.weights:
+        raise ConfigError(f"--model {args.model} needs --weights (imagenet, or a weights file)")
+    rows = predict_pretrained(args.model, args.weights, expand_images(args.inputs), args.topk)
+    for row in rows:
         _print_row(row, args.json)
     _write_rows(rows, args.out)
     return 0
 
 
-def _predict_pretrained(args: argparse.Namespace) -> int:
+def predict_pretrained(model_name: str, weights: str, paths, topk: int = 5) -> list[dict]:
+    """Top-k classes of a pretrained model (ImageNet preprocessing and class names travel with the weights)."""
     import torch
 
     from cnnlab.data.images import load_image
     from cnnlab.models import create_model
-    from cnnlab.models.pretrained import pretrained_meta, imagenet_preprocess
+    from cnnlab.models.pretrained import imagenet_preprocess, pretrained_meta
 
-    if not args.weights:
-        raise ConfigError(f"--model {args.model} needs --weights (imagenet, or a weights file)")
-    info = pretrained_meta(args.model, args.weights)
-    classes = info["classes"]
-    model = create_model(args.model, num_classes=len(classes), weights=args.weights).eval()
+    classes = pretrained_meta(model_name, weights)["classes"]
+    model = create_model(model_name, num_classes=len(classes), weights=weights).eval()
     rows = []
-    for path in expand_images(args.inputs):
+    for path in paths:
         x = imagenet_preprocess(load_image(path, channels=3))[None]  # (1, 3, 224, 224)
         with torch.no_grad():
             probs = model(x).softmax(1)[0]
-        p, idx = probs.topk(min(args.topk, len(classes)))
-        row = {"image": path, "top": [{"class": classes[int(i)], "prob": round(float(q), 6)} for q, i in zip(p, idx)]}
-        rows.append(row)
-        _print_row(row, args.json)
-    _write_rows(rows, args.out)
-    return 0
+        p, idx = probs.topk(min(topk, len(classes)))
+        rows.append({"image": str(path), "top": [{"class": classes[int(i)], "prob": round(float(q), 6)} for q, i in zip(p, idx)]})
+    return rows
 
 
 def _print_row(row: dict, as_json: bool) -> None:

@@ -70,7 +70,7 @@ CAPTION_TEXTURES = {"brick": "bricks", "grass": "grass", "gravel": "gravel"}
 
 # kind -> (image size, object set, min size, max size, max objects, formats)
 KIND_DEFAULTS: dict[str, tuple[int, str, int, int, int, tuple[str, ...]]] = {
-    "localize": (64, "fashion", 20, 40, 1, ("coco",)),
+    "localize": (64, "fashion", 28, 44, 1, ("coco",)),
     "detect": (128, "fashion", 18, 48, 4, ("coco",)),
     "segment": (128, "shapes", 18, 48, 4, ("coco", "voc")),
     "keypoints": (64, "shapes", 24, 44, 1, ("coco",)),

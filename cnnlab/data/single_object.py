@@ -119,6 +119,30 @@ def hflip_item(item: dict[str, Any], flip_pairs: list[tuple[int, int]] | None = 
     return item
 
 
+def shift_item(item: dict[str, Any], generator: torch.Generator | None = None) -> dict[str, Any]:
+    """Move the image by a random whole-pixel offset that keeps the object's box inside the frame.
+
+    The image is rolled (what leaves one side comes back on the other), so only background wraps
+    around and the object is never cut or duplicated; box and points move with it."""
+    x, b = item["images"], item["boxes"]
+    h, w = x.shape[-2:]
+    if float(item.get("present", 1.0)) > 0:
+        lo_x, hi_x = -int(torch.floor(b[0]).clamp(0, w)), w - int(torch.ceil(b[2]).clamp(0, w))
+        lo_y, hi_y = -int(torch.floor(b[1]).clamp(0, h)), h - int(torch.ceil(b[3]).clamp(0, h))
+    else:
+        lo_x, hi_x, lo_y, hi_y = -w // 2, w // 2, -h // 2, h // 2
+    dx = int(torch.randint(lo_x, max(lo_x, hi_x) + 1, (), generator=generator))
+    dy = int(torch.randint(lo_y, max(lo_y, hi_y) + 1, (), generator=generator))
+    item["images"] = torch.roll(x, shifts=(dy, dx), dims=(-2, -1))
+    item["boxes"] = b + torch.tensor([dx, dy, dx, dy], dtype=b.dtype)
+    if "keypoints" in item:
+        p = item["keypoints"].clone()
+        p[:, 0] += dx
+        p[:, 1] += dy
+        item["keypoints"] = p
+    return item
+
+
 # ---------------------------------------------------------------------------- COCO folders -> splits
 SPLITS = ("train", "val", "test")
 DEFAULT_SIZE = 128  # when the images of a folder differ in size
@@ -191,8 +215,9 @@ def _common_size(records: list[ObjectRecord]) -> int | None:
     return None
 
 
-def attach_transforms(bundle, flip: bool, flip_pairs: list | None = None) -> None:
-    """Normalize every split with the training statistics; mirror training items at random when ``flip``."""
+def attach_transforms(bundle, flip: bool, flip_pairs: list | None = None, shift: bool = False) -> None:
+    """Normalize every split with the training statistics; mirror training items at random when ``flip``,
+    move them at random (box kept inside) when ``shift``."""
     from cnnlab.data.normalize import Normalization
 
     norm = Normalization.from_dict(bundle.meta["normalization"])
@@ -200,6 +225,8 @@ def attach_transforms(bundle, flip: bool, flip_pairs: list | None = None) -> Non
     def train_tf(item):
         if flip and torch.rand(()) < 0.5:
             item = hflip_item(item, flip_pairs)
+        if shift:
+            item = shift_item(item)
         item["images"] = norm(item["images"])
         return item
 

@@ -22,7 +22,7 @@ from cnnlab.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "lbfgs")
 SCHEDULES = ("none", "step", "exp", "inv", "cosine", "onecycle")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "auto")
 INITS = ("default", "small", "xavier", "he", "lsuv")
 DEFAULT_LR = {"sgd": 0.1, "momentum": 0.05, "nesterov": 0.05, "adagrad": 0.01, "rmsprop": 1e-3,
               "adam": 2e-3, "adamw": 2e-3, "lbfgs": 1.0}
@@ -51,8 +51,9 @@ class RunConfig:
     deterministic: bool = opt(False, "bit-exact runs (deterministic algorithms)")
     device: str = opt("auto", "auto, cpu, cuda, cuda:N")
     channels_last: bool = opt(False, "channels_last memory format")
-    precision: str = opt("fp32", "fp32, or bf16: the training forward in bfloat16 autocast (fast on CPUs with "
-                         "AVX-512 BF16/AMX and on GPUs); evaluation stays fp32", choices=PRECISIONS)
+    precision: str = opt("fp32", "fp32, bf16 (the training forward in bfloat16 autocast: fast on CPUs with "
+                         "AVX-512 BF16/AMX and on GPUs, several times slower on other CPUs), or auto (bf16 where it "
+                         "is native, else fp32); evaluation stays fp32", choices=PRECISIONS)
     compile: bool = opt(False, "torch.compile the model")
     threads: int | None = opt(None, "CPU threads for torch (default: torch's choice)", min=1)
     num_workers: int = opt(0, "data-loading processes (image folders too big for memory)", min=0)

@@ -20,7 +20,7 @@ import torch
 from cnnlab.engine import checkpoint as ckpt
 from cnnlab.engine.config import TrainConfig
 from cnnlab.engine.distributed import DistInfo, barrier, broadcast_object, cleanup, init_distributed
-from cnnlab.engine.run import new_run_dir, precision_note, setup_environment, versions, write_config
+from cnnlab.engine.run import new_run_dir, precision_note, resolve_precision, setup_environment, versions, write_config
 from cnnlab.engine.trainer import Trainer, TrainResult, to_device
 from cnnlab.engine.transfer import train_mode
 from cnnlab.errors import CnnlabError, ConfigError, ModelError
@@ -42,6 +42,7 @@ def train(cfg: TrainConfig, resume: str | Path | None = None) -> tuple[Path | No
         cfg = dataclasses.replace(cfg, out=str(resume))
     cfg = task_cls.resolve(cfg.resolved())
     device = setup_environment(cfg)
+    cfg.precision = resolve_precision(cfg.precision, device)  # config.json records what ran
     dist = init_distributed(device)
     if dist.enabled and device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
@@ -95,12 +96,51 @@ def _train(task_cls, cfg: TrainConfig, resume, device: torch.device, dist: DistI
             barrier(dist)
             return run_dir, result, summary
         if dist.is_main:
-            summary = finish_run(run_dir, cfg, task, trainer, data, device)
+            try:
+                with _signals_stop_final_evaluation():
+                    summary = finish_run(run_dir, cfg, task, trainer, data, device)
+            except FinalEvaluationInterrupted as e:
+                split = "test" if data.test is not None else "validation"
+                print(f"{e.signal_name} during the final evaluation on the {split} split: training finished and its "
+                      f"checkpoints are intact; evaluate later with `cnnlab evaluate {run_dir}`")
+                result.status, result.signal = "evaluation-interrupted", e.signal_name
         barrier(dist)
         return run_dir, result, summary
     finally:
         if lock is not None:
             lock.release()
+
+
+class FinalEvaluationInterrupted(Exception):
+    """SIGTERM or Ctrl-C while the finished run is evaluated on its test split (the checkpoints are complete)."""
+
+    def __init__(self, signal_name: str):
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+
+
+class _signals_stop_final_evaluation:
+    """SIGTERM / SIGINT raise FinalEvaluationInterrupted for the duration of the final evaluation (main thread only)."""
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        self.old = {}
+        if threading.current_thread() is threading.main_thread():
+            def handler(signum, frame):
+                raise FinalEvaluationInterrupted(signal.Signals(signum).name)
+
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self.old[s] = signal.signal(s, handler)
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        for s, h in self.old.items():
+            signal.signal(s, h)
+        return False
 
 
 def check_model_fits(task, model: torch.nn.Module, loader, device: torch.device, cfg: TrainConfig) -> None:

@@ -202,14 +202,25 @@ class BackboneTaskConfig(TrainConfig):
     """Defaults shared by tasks that put a head on a zoo backbone and read a COCO folder (localize, landmarks)."""
 
     data: str = opt("", "a COCO folder: train/ and val/ (test/ optional), each with annotations.json", group="data")
-    model: str = opt("resnet20", "backbone: any registered model (see `cnnlab models`)", group="model")
+    model: str = opt("mobilenet_v2", "backbone: any registered model (see `cnnlab models`)", group="model")
     img_size: int | None = opt(None, "resize images to this square size (default: the images' size, else 128)",
                                group="data", min=8)
     epochs: int = opt(30, "number of passes over the training set", group="optimization", min=1)
     optimizer: str = opt("adamw", ", ".join(OPTIMIZERS_NO_LBFGS), group="optimization", choices=OPTIMIZERS_NO_LBFGS)
+    lr: float | None = opt(1e-3, "peak learning rate", group="optimization", min=0, min_open=True)
+    warmup_epochs: float = opt(1.0, "linear warm-up length in epochs (pretrained weights meet a new head)",
+                               group="optimization", min=0)
+    channels_last: bool = opt(True, "channels_last memory format (faster convolutions on CPUs)", flag="--no-channels-last")
     weight_decay: float = opt(0.05, "weight decay", group="regularization", min=0)
+    weights: str | None = opt("auto", "start the backbone from weights: auto (ImageNet weights when the model has "
+                              "them, as mobilenet_v2 does; else random), none, a name (imagenet), a file or a run folder",
+                              group="model")
 
     def validate(self) -> "BackboneTaskConfig":
+        if self.weights in ("auto", "none", ""):
+            from cnnlab.models.pretrained import names_for
+
+            self.weights = "imagenet" if self.weights == "auto" and "imagenet" in names_for(self.model) else None
         super().validate()
         if not self.data:
             raise ConfigError("--data is required: a COCO folder with train/ and val/, each with annotations.json")

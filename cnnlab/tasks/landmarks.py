@@ -37,8 +37,9 @@ PCK_THRESHOLD = 0.1
 class LandmarksConfig(BackboneTaskConfig):
     data: str = opt("", "a COCO keypoints folder: train/ and val/ (test/ optional), each with annotations.json",
                     group="data")
-    augment: str = opt("none", "none, or hflip (mirror, swapping left_/right_ point names; needs such names)",
-                       group="data", choices=("none", "hflip"))
+    augment: str = opt("auto", "none, hflip (mirror, swapping left_/right_ point names; needs such names), shift (move "
+                       "the image, points kept inside), hflip+shift, or auto (hflip+shift when the names pair up, "
+                       "else shift)", group="data", choices=("auto", "none", "hflip", "shift", "hflip+shift"))
     point_weight: float = opt(10.0, "weight of the point regression term of the loss", group="optimization", min=0)
     visibility_weight: float = opt(0.1, "weight of the visibility term of the loss", group="optimization", min=0)
 
@@ -68,7 +69,7 @@ class Landmarks(Task):
     examples = """examples:
   cnnlab data scenes --kind keypoints --n 3000 --out data/quads
   cnnlab train landmarks --data data/quads
-  cnnlab predict runs/landmarks-resnet20-... photo.png     # JSON and a drawing in predictions/"""
+  cnnlab predict runs/landmarks-mobilenet_v2-... photo.png     # JSON and a drawing in predictions/"""
 
     def build_data(self, cfg: LandmarksConfig) -> DataBundle:
         bundle = objects.load_coco_splits(cfg, keypoints=True)
@@ -76,10 +77,11 @@ class Landmarks(Task):
             raise DataError(f"--data {cfg.data}: its annotations hold no keypoints; landmarks needs COCO keypoints "
                             "(a category with 'keypoints' names, annotations with 'keypoints' [x, y, v]*K)")
         pairs = bundle.meta.get("flip_pairs") or []
-        if cfg.augment == "hflip" and not pairs:
-            raise ConfigError("--augment hflip: the keypoint names have no left_/right_ pairs, so a mirrored image "
-                              "would change their order; use --augment none")
-        objects.attach_transforms(bundle, flip=cfg.augment == "hflip", flip_pairs=pairs)
+        augment = ("hflip+shift" if pairs else "shift") if cfg.augment == "auto" else cfg.augment
+        if "hflip" in augment and not pairs:
+            raise ConfigError(f"--augment {cfg.augment}: the keypoint names have no left_/right_ pairs, so a mirrored "
+                              "image would change their order; use --augment shift or none")
+        objects.attach_transforms(bundle, flip="hflip" in augment, flip_pairs=pairs, shift="shift" in augment)
         bundle.meta["num_keypoints"] = int(bundle.train.keypoints.shape[1])
         return bundle
 

@@ -32,7 +32,8 @@ from cnnlab.tasks.base import BackboneTaskConfig, DataBundle, Evaluator, Task, b
 
 @dataclass
 class LocalizeConfig(BackboneTaskConfig):
-    augment: str = opt("hflip", "none or hflip (mirror image and box)", group="data", choices=("none", "hflip"))
+    augment: str = opt("hflip+shift", "none, hflip (mirror image and box), shift (move the image, box kept inside), "
+                       "or hflip+shift", group="data", choices=("none", "hflip", "shift", "hflip+shift"))
     box_loss: str = opt("smooth_l1", "box regression loss on the (b_x, b_y, b_h, b_w) fractions: mse (the course's "
                         "squared error) or smooth_l1", group="optimization", choices=("mse", "smooth_l1"))
     box_weight: float = opt(5.0, "weight of the box term of the loss", group="optimization", min=0)
@@ -62,13 +63,14 @@ class Localize(Task):
     examples = """examples:
   cnnlab data scenes --kind localize --n 3000 --out data/loc
   cnnlab train localize --data data/loc
-  cnnlab train localize --data data/loc --model mobilenet_v2 --weights imagenet --img-size 96
-  cnnlab predict runs/localize-resnet20-... photo.png      # JSON and a drawing in predictions/"""
+  cnnlab train localize --data data/loc --model resnet20            # a small backbone from scratch
+  cnnlab train localize --data data/loc --img-size 96 --epochs 40   # finer boxes, slower
+  cnnlab predict runs/localize-mobilenet_v2-... photo.png      # JSON and a drawing in predictions/"""
 
     # ------------------------------------------------------------------ data and model
     def build_data(self, cfg: LocalizeConfig) -> DataBundle:
         bundle = objects.load_coco_splits(cfg, keypoints=False)
-        objects.attach_transforms(bundle, flip=cfg.augment == "hflip")
+        objects.attach_transforms(bundle, flip="hflip" in cfg.augment, shift="shift" in cfg.augment)
         return bundle
 
     def create_network(self, meta: dict[str, Any]) -> nn.Module:

@@ -131,6 +131,40 @@ def test_interrupt_mid_epoch_then_resume_matches(tmp_path, real_loader):
         assert torch.equal(v, w), k
 
 
+def _csv_rows(path):
+    import csv
+
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_a_resumed_epoch_logs_the_means_of_the_whole_epoch(tmp_path):
+    """Interrupted at step 4 of 6: the resumed epoch's train_loss/train_acc in metrics.csv average all 6 steps,
+    exactly as the uninterrupted run's do, not only the 2 steps after the resume."""
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    ref = _trainer(tmp_path / "a")
+    ref.fit()
+    t = _trainer(tmp_path / "b")
+    step = t.optimizer.step
+
+    def stop_at_4(*a, **k):
+        out = step(*a, **k)
+        if t.global_step == 3:
+            t._stop = True
+        return out
+
+    t.optimizer.step = stop_at_4
+    assert t.fit().status == "interrupted"
+    t2 = _trainer(tmp_path / "b")
+    t2.load_state(tmp_path / "b")
+    t2.fit()
+    want, got = _csv_rows(tmp_path / "a" / "metrics.csv"), _csv_rows(tmp_path / "b" / "metrics.csv")
+    assert [r["epoch"] for r in got] == ["1", "2"]
+    for a, b in zip(want, got):
+        for key in ("train_loss", "train_acc", "val_loss", "val_acc"):
+            assert float(b[key]) == pytest.approx(float(a[key]), rel=1e-9, abs=1e-12), (a["epoch"], key)
+
+
 class _NaNAtStep3(Classify):
     calls = 0
 
@@ -217,3 +251,17 @@ def test_precision_note_only_for_bf16_on_cpus_without_bf16_units(monkeypatch):
     assert "may run slower than --precision fp32" in run.precision_note("bf16", torch.device("cpu"))
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
     assert run.precision_note("bf16", torch.device("cpu")) is None
+
+
+def test_precision_auto_is_bf16_only_where_native(monkeypatch, tmp_path):
+    from cnnlab.engine import run
+    from cnnlab.engine.recipes import RECIPES
+
+    assert run.resolve_precision("auto", torch.device("cuda")) == "bf16"
+    assert run.resolve_precision("fp32", torch.device("cuda")) == "fp32"
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    assert run.resolve_precision("auto", torch.device("cpu")) == "fp32"
+    assert run.resolve_precision("bf16", torch.device("cpu")) == "bf16"  # asked for explicitly: kept (with a note)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    assert run.resolve_precision("auto", torch.device("cpu")) == "bf16"
+    assert all(r["precision"] == "auto" for r in RECIPES.values())  # the recipes never run emulated bf16

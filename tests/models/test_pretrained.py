@@ -152,3 +152,17 @@ def test_transfer_learning_new_head_and_frozen_stages():
     with torch.no_grad():
         codes = model.forward_head(model.forward_features(torch.rand(2, 1, 32, 32)), pre_logits=True)
     assert codes.shape == (2, 1280)
+
+
+def test_python_api_predicts_with_a_pretrained_model(tmp_path):
+    from PIL import Image
+    from skimage import data
+
+    import cnnlab
+    from cnnlab.errors import ConfigError
+
+    Image.fromarray(data.coffee()).save(tmp_path / "coffee.png")
+    rows = cnnlab.predict("mobilenet_v2", tmp_path / "coffee.png", weights="imagenet", topk=3)
+    assert len(rows) == 1 and rows[0]["top"][0]["class"] == "espresso" and len(rows[0]["top"]) == 3
+    with pytest.raises(ConfigError, match="model name"):
+        cnnlab.predict(tmp_path, tmp_path / "coffee.png", weights="imagenet")
