@@ -37,7 +37,9 @@ import baseline as base  # noqa: E402
 import common  # noqa: E402
 
 from cnnlab.tasks.classify import ClassifyConfig as TrainConfig  # noqa: E402
-from cnnlab.engine.recipes import RECIPES  # noqa: E402
+from cnnlab.engine.recipes import resolved_recipes  # noqa: E402
+
+RECIPES = resolved_recipes()  # precision "auto" resolved for this CPU: what the runs compute in
 
 CHANCE = 0.1  # ten classes: the accuracy at 0 seconds for the equal-time rule
 BUDGETS = {"fast": 120.0, "best": 1200.0}  # the time limits: 93% in 2 minutes, 95% in 20 minutes

@@ -33,7 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 from cnnlab.tasks.classify import ClassifyConfig as TrainConfig  # noqa: E402
-from cnnlab.engine.recipes import RECIPES  # noqa: E402
+from cnnlab.engine.recipes import resolved_recipes  # noqa: E402
+
+RECIPES = resolved_recipes()  # precision "auto" resolved for this CPU: what the runs compute in
 
 # (name, what changes) for the step part; each entry is applied alone on top of the recipe
 STEP_VARIANTS: list[tuple[str, dict[str, Any]]] = [

@@ -36,3 +36,13 @@ def recipe(name: str) -> dict[str, Any]:
     if name not in RECIPES:
         raise ConfigError(f"--recipe {name!r} is unknown; choose one of {', '.join(RECIPES)}")
     return dict(RECIPES[name])
+
+
+def resolved_recipes(device: str = "cpu") -> dict[str, dict[str, Any]]:
+    """RECIPES with ``precision="auto"`` resolved for ``device`` (what a run there computes in; benchmarks report it)."""
+    import torch
+
+    from cnnlab.engine.run import resolve_precision
+
+    return {name: dict(r, precision=resolve_precision(r.get("precision", "fp32"), torch.device(device)))
+            for name, r in RECIPES.items()}

@@ -8,7 +8,9 @@ import pytest
 
 import fashion_mnist
 import fashion_mnist_speed as speed
-from cnnlab.engine.recipes import RECIPES
+from cnnlab.engine.recipes import resolved_recipes
+
+RECIPES = resolved_recipes()  # what the benchmark runs on this CPU (precision "auto" resolved)
 
 from .conftest import needs_fashion_mnist
 
@@ -77,7 +79,7 @@ def test_progressive_resizing_counts_each_epoch_at_its_size(tmp_path, capsys, mo
     from cnnlab.models.registry import create_model
 
     recipe = dict(RECIPES["fast"], epochs=2, progressive_resize="16:0.5")
-    monkeypatch.setitem(RECIPES, "fast", recipe)
+    monkeypatch.setitem(speed.RECIPES, "fast", recipe)
     report = speed.main(["--recipes", "fast", "--target", "fast=0.5", "--seeds", "1", "--limit", "300", "--no-baseline",
                          "--threads", "1", *QUICK])
     capsys.readouterr()
