@@ -35,11 +35,11 @@ def parse_simple_yaml(text: str) -> dict[str, Any]:
     """The subset of YAML a data.yaml uses: ``key: scalar``, flow lists/maps, and block lists/maps one level deep."""
     try:
         import yaml  # PyYAML when it is installed
-
+    except ImportError:
+        yaml = None
+    if yaml is not None:
         data = yaml.safe_load(text)
         return data if isinstance(data, dict) else {}
-    except ImportError:
-        pass
     out: dict[str, Any] = {}
     key = None
     for raw in text.splitlines():

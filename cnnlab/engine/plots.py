@@ -51,22 +51,29 @@ def plot_lr(steps: Sequence[int], lrs: Sequence[float], path: Path) -> None:
 
 def plot_confusion(confusion: Sequence[Sequence[int]], classes: Sequence[str], path: Path) -> None:
     """Row-normalized confusion matrix (rows: true class, columns: predicted) with counts."""
+    _confusion_figure(confusion, classes, path, "confusion matrix", fractions=False)
+
+
+def _confusion_figure(confusion, classes: Sequence[str], path: Path, title: str, fractions: bool) -> np.ndarray:
+    """Shade each row by its fraction (recall on the diagonal); cells print counts or those fractions."""
     cm = np.asarray(confusion, dtype=np.float64)
     norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
     k = len(classes)
-    size = max(5.0, 0.55 * k + 2)
+    size = max(5.0, 0.6 * k + 2)
     fig, ax = plt.subplots(figsize=(size, size))
     ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(k), classes, rotation=45, ha="right")
     ax.set_yticks(range(k), classes)
-    ax.set(xlabel="predicted", ylabel="true", title="confusion matrix")
+    ax.set(xlabel="predicted", ylabel="true", title=title)
     if k <= 30:
         for i in range(k):
             for j in range(k):
-                ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7, color="white" if norm[i, j] > 0.5 else "black")
+                ax.text(j, i, f"{norm[i, j]:.2f}" if fractions else int(cm[i, j]), ha="center", va="center",
+                        fontsize=7, color="white" if norm[i, j] > 0.5 else "black")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+    return norm
 
 
 def plot_predictions(images: np.ndarray, true: Sequence[int], pred: Sequence[int], classes: Sequence[str], path: Path, cols: int = 8) -> None:
@@ -170,24 +177,8 @@ def plot_loss(rows: Sequence[dict], path: Path, val_split: str = "val", log: boo
 def plot_confusion_normalized(confusion: Sequence[Sequence[int]], classes: Sequence[str], path: Path,
                               split: str = "test") -> np.ndarray:
     """Confusion matrix with each row divided by its count (recall on the diagonal), printed as fractions."""
-    cm = np.asarray(confusion, dtype=np.float64)
-    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-    k = len(classes)
-    size = max(5.0, 0.6 * k + 2)
-    fig, ax = plt.subplots(figsize=(size, size))
-    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(k), classes, rotation=45, ha="right")
-    ax.set_yticks(range(k), classes)
-    ax.set(xlabel="predicted", ylabel="true", title=f"confusion matrix, {split} split (fraction of each true class)")
-    if k <= 30:
-        for i in range(k):
-            for j in range(k):
-                ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                        color="white" if norm[i, j] > 0.5 else "black")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return norm
+    return _confusion_figure(confusion, classes, path, f"confusion matrix, {split} split (fraction of each true class)",
+                             fractions=True)
 
 
 def most_confused(confusion: Sequence[Sequence[int]], classes: Sequence[str], k: int = 5) -> list[tuple[str, str, int]]:
