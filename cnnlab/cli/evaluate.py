@@ -62,6 +62,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="also write the predictions to a .csv or .jsonl file")
     p.add_argument("--grid", metavar="FILE.png", help="classifiers: also draw the images in a grid titled "
                    "'predicted p (true)' (the true class is the image's folder name when that is a class)")
+    p.add_argument("--data", help="detection: predict every image of this folder's --split (with --coco-json)")
+    p.add_argument("--split", choices=["test", "val", "train"], help="with --data: the split (default: test, else val)")
+    p.add_argument("--coco-json", metavar="FILE.json", help="detection: write the predictions on --data (or the run's own "
+                   "data) in COCO results format, boxes in the original images' pixels")
     p.add_argument("--draw", metavar="DIR", default="predictions",
                    help="folder for drawn predictions of tasks that draw (boxes, points) (default: predictions)")
     p.set_defaults(func=run_predict)
@@ -94,7 +98,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         return 0
     print(f"split: {info['split']} ({info['images']} images)   checkpoint: {info['checkpoint']}"
           + (f"   tta: {info['tta']}" if info.get("tta") else ""))
-    print("   ".join(f"{k}: {v:.4f}" for k, v in scalars.items() if k != "count"))
+    print("   ".join(f"{k}: {v:.4f}" for k, v in scalars.items()  # per-class entries: print_details' table
+                     if k != "count" and not (hasattr(task, "print_details") and k.startswith(("ap50_", "iou_")))))
     if hasattr(task, "print_details"):
         task.print_details(m)
     for path in plots:
@@ -133,6 +138,8 @@ def run_predict(args: argparse.Namespace) -> int:
         return _predict_pretrained(args)
     if args.weights:
         raise ConfigError("--weights goes with --model (e.g. --model mobilenet_v2 --weights imagenet); a run folder has its own")
+    if args.coco_json or args.data:
+        return _predict_dataset(args)
     if len(args.inputs) < 2:
         raise ConfigError("give a run folder and at least one image: cnnlab predict RUN_DIR IMAGE [...]")
     from cnnlab.engine.evaluate import load_task
@@ -165,6 +172,24 @@ def run_predict(args: argparse.Namespace) -> int:
     _write_rows(rows, args.out)
     if args.grid:
         _draw_grid(args.grid, drawn, rows, list(meta["classes"]))
+    return 0
+
+
+def _predict_dataset(args: argparse.Namespace) -> int:
+    """``predict RUN_DIR --data DIR --coco-json out.json``: a whole split's detections in COCO results format."""
+    from cnnlab.engine.evaluate import load_task
+
+    if not args.coco_json:
+        raise ConfigError("--data goes with --coco-json FILE.json (or evaluate the folder: cnnlab evaluate RUN_DIR --data DIR)")
+    if not args.coco_json.endswith(".json"):
+        raise ConfigError(f"--coco-json {args.coco_json}: end it in .json")
+    if len(args.inputs) != 1:
+        raise ConfigError("with --coco-json give only the run folder: cnnlab predict RUN_DIR --data DIR --coco-json out.json")
+    task, model, _, _ = load_task(args.inputs[0])
+    if not hasattr(task, "coco_predictions"):
+        raise ConfigError(f"--coco-json: {args.inputs[0]} is a {task.name} run; COCO results are written for detect runs")
+    path, n_images, n_dets, split = task.coco_predictions(model, args.coco_json, args.data, args.split)
+    print(f"wrote {n_dets} detections on {n_images} {split} images to {path} (COCO results format)")
     return 0
 
 

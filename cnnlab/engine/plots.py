@@ -129,7 +129,8 @@ def draw_boxes(image, boxes: Sequence, labels: Sequence[str], path: Path, points
 
 def plot_box_grid(images: np.ndarray, true_boxes, pred_boxes, titles: Sequence[str], path: Path, cols: int = 6,
                   true_points=None, pred_points=None) -> None:
-    """Grid of images (N, C, H, W) uint8 with true (green) and predicted (red) boxes and/or points (N, K, 2)."""
+    """Grid of images (N, C, H, W) uint8 with true (green) and predicted (red) boxes (each (4,) or (n, 4))
+    and/or points (N, K, 2)."""
     n = len(images)
     rows = max(1, (n + cols - 1) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.9, rows * 2.1))
@@ -138,9 +139,11 @@ def plot_box_grid(images: np.ndarray, true_boxes, pred_boxes, titles: Sequence[s
         if i >= n:
             continue
         _show(ax, images[i])
-        if true_boxes is not None:
-            _rect(ax, true_boxes[i], "lime")
-            _rect(ax, pred_boxes[i], "red")
+        if true_boxes is not None:  # one box (4,) or several (n, 4) per image
+            for b in np.asarray(true_boxes[i], dtype=float).reshape(-1, 4):
+                _rect(ax, b, "lime")
+            for b in np.asarray(pred_boxes[i], dtype=float).reshape(-1, 4):
+                _rect(ax, b, "red")
         if true_points is not None:
             t, p = np.asarray(true_points[i]) - 0.5, np.asarray(pred_points[i]) - 0.5
             ax.scatter(t[:, 0], t[:, 1], c="lime", s=10)

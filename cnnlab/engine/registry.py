@@ -13,7 +13,8 @@ import importlib.util
 from cnnlab.errors import ConfigError
 
 _TASKS: dict[str, type] = {}
-BUILTIN_MODULES = ("cnnlab.tasks.classify", "cnnlab.tasks.localize", "cnnlab.tasks.landmarks")
+BUILTIN_MODULES = ("cnnlab.tasks.classify", "cnnlab.tasks.localize", "cnnlab.tasks.landmarks", "cnnlab.tasks.detect",
+                   "cnnlab.tasks.segment")
 
 
 def register_task(cls: type) -> type:

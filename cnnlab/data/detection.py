@@ -1,0 +1,287 @@
+"""Detection data: a folder in any of the field's layouts -> in-memory train / val / test sets.
+
+``find_detection_splits(root)`` recognizes, in this order:
+
+- COCO, cnnlab's layout: ``root/{train,val,test}/annotations.json`` (``file_name`` relative to each);
+- COCO, the official layout: ``root/annotations/instances_<split>*.json`` with the images in
+  ``root/<split>2017/`` (or ``root/images/<split>*/``);
+- a single COCO JSON file given as ``--data file.json`` (train only; val is carved from it);
+- Pascal VOC: ``root/Annotations/*.xml`` + ``ImageSets/Main/{train,val,test}.txt`` + ``JPEGImages/``
+  (also inside ``root/VOCdevkit/VOC20xx/``); class names from ``classes.txt`` or the XML files;
+- YOLO txt: ``root/data.yaml`` (ultralytics) or ``root/classes.txt`` with ``images/<split>/`` and
+  ``labels/<split>/*.txt``.
+
+Every image is decoded once, resized to ``size`` x ``size`` (aspect ratio not kept, so nothing is
+cropped; boxes are scaled with it) and held as uint8. A box that leaves its image by more than a
+pixel, or has no area, is refused with the file and entry named (``--skip-bad`` drops the image
+instead). Items are DESIGN's detection items: ``images f32[3,S,S]`` in [0, 1] before normalization,
+``targets dict(boxes f32[N,4] xyxy px, labels i64[N], image_id)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from cnnlab.errors import DataError
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class BoxRecord:
+    """One image of a reader with its objects in the image's own pixels."""
+
+    path: str
+    boxes: torch.Tensor  # f32 (N, 4) xyxy
+    labels: torch.Tensor  # i64 (N,)
+    image_id: int
+    width: int
+    height: int
+    where: str  # the annotation file (and image) to name in errors
+
+
+@dataclass
+class DetectionSource:
+    """What a folder holds: its format, class names, COCO category ids and the records of each split."""
+
+    format: str
+    classes: list[str]
+    splits: dict[str, list[BoxRecord]]
+    files: dict[str, str]  # split -> the file or folder it was read from
+    category_ids: list[int] | None = None
+
+
+# ---------------------------------------------------------------------------- finding the layout
+def find_detection_splits(root: str) -> DetectionSource:
+    """The splits of a COCO / VOC / YOLO folder (see the module docstring)."""
+    base = Path(root)
+    if base.is_file() and base.suffix == ".json":
+        return _coco({"train": base})
+    if not base.is_dir():
+        raise DataError(f"--data {root}: no such folder; pass a COCO, VOC or YOLO folder "
+                        "(make one with `cnnlab data scenes --kind detect --out DIR`)")
+    found = {s: base / s / "annotations.json" for s in SPLITS if (base / s / "annotations.json").is_file()}
+    if "train" in found:
+        return _coco(found)
+    if (base / "annotations").is_dir():
+        official = {}
+        for s in SPLITS:
+            hits = sorted((base / "annotations").glob(f"instances_{s}*.json"))
+            if hits:
+                official[s] = hits[0]
+        if "train" in official:
+            return _coco(official)
+    voc = _voc_root(base)
+    if voc is not None:
+        return _voc(voc)
+    if any((base / n).is_file() for n in ("data.yaml", "dataset.yaml", "classes.txt")) or (base / "labels").is_dir():
+        return _yolo(base)
+    raise DataError(f"--data {root}: not a detection folder I know: expected train/annotations.json (COCO), "
+                    "annotations/instances_train*.json (COCO), Annotations/ + JPEGImages/ (VOC), "
+                    "or data.yaml / classes.txt with images/ and labels/ (YOLO)")
+
+
+def _voc_root(base: Path) -> Path | None:
+    if (base / "Annotations").is_dir():
+        return base
+    for cand in sorted(base.glob("VOCdevkit/VOC*")) + sorted(base.glob("VOC*")):
+        if (cand / "Annotations").is_dir():
+            return cand
+    return None
+
+
+def _coco(files: dict[str, Path]) -> DetectionSource:
+    from cnnlab.data.coco import read_coco
+
+    splits, classes, cat_ids = {}, None, None
+    for s, path in files.items():
+        ds = read_coco(path)
+        if classes is None:
+            classes, cat_ids = ds.classes, ds.category_ids
+        elif ds.classes != classes:
+            raise DataError(f"{path}: its categories {ds.classes[:4]} differ from train's {classes[:4]}; "
+                            "every split must list the same categories")
+        recs = []
+        for im in ds.images:
+            objs = [o for o in ds.objects[im.id] if not o.iscrowd]
+            recs.append(BoxRecord(str(im.path), torch.tensor([o.box for o in objs], dtype=torch.float32).reshape(-1, 4),
+                                  torch.tensor([o.label for o in objs], dtype=torch.int64), int(im.id), im.width,
+                                  im.height, f"{path}: image {im.file_name!r}"))
+        splits[s] = recs
+    return DetectionSource("coco", list(classes), splits, {s: str(p) for s, p in files.items()}, list(cat_ids))
+
+
+def _voc(root: Path) -> DetectionSource:
+    from cnnlab.data.voc import read_voc, voc_classes
+
+    main = root / "ImageSets" / "Main"
+    names = [s for s in SPLITS if (main / f"{s}.txt").is_file()]
+    if "train" not in names:  # VOC2007/2012 also list trainval; with no lists at all, every XML is train
+        names.insert(0, "trainval" if (main / "trainval.txt").is_file() else "train")
+    classes = voc_classes(root)
+    splits, files = {}, {}
+    for s in names:
+        ds = read_voc(root, s, "detection", classes)
+        recs = []
+        for i, im in enumerate(ds.images):
+            t = ds.target(i)
+            recs.append(BoxRecord(str(im.path), t["boxes"], t["labels"], int(im.id), im.width, im.height,
+                                  f"{root / 'Annotations' / (ds.names[i] + '.xml')}"))
+        key = "train" if s == "trainval" else s
+        splits[key], files[key] = recs, str(main / f"{s}.txt")
+    return DetectionSource("voc", list(classes), splits, files)
+
+
+def _yolo(root: Path) -> DetectionSource:
+    from cnnlab.data.yolo import read_yolo
+
+    splits, files, classes = {}, {}, None
+    for s in SPLITS:
+        try:
+            ds = read_yolo(root, s, classes)
+        except DataError:
+            if s == "train":
+                raise
+            continue
+        classes = ds.classes
+        recs = []
+        for i, im in enumerate(ds.images):
+            t = ds.target(i)
+            recs.append(BoxRecord(str(im.path), t["boxes"], t["labels"], int(im.id), im.width, im.height,
+                                  str(ds.label_paths[i])))
+        if recs:
+            splits[s], files[s] = recs, str(root)
+    if "train" not in splits:
+        raise DataError(f"{root}: no training images found (YOLO layout: images/train/ and labels/train/)")
+    return DetectionSource("yolo", list(classes or []), splits, files)
+
+
+# ---------------------------------------------------------------------------- checking and loading
+def check_record(r: BoxRecord, num_classes: int) -> None:
+    """A box that leaves its image by more than a pixel, has no area, or names an unknown class: DataError."""
+    for k, (b, c) in enumerate(zip(r.boxes.tolist(), r.labels.tolist())):
+        x1, y1, x2, y2 = b
+        if not (x2 > x1 and y2 > y1):
+            raise DataError(f"{r.where}: object {k} has a degenerate box {_fmt(b)} (no width or height); "
+                            "fix or delete it, or pass --skip-bad to drop the image")
+        if x1 < -1 or y1 < -1 or x2 > r.width + 1 or y2 > r.height + 1:
+            raise DataError(f"{r.where}: object {k} box {_fmt(b)} leaves the {r.width}x{r.height} image; "
+                            "fix it, or pass --skip-bad to drop the image")
+        if not 0 <= c < num_classes:
+            raise DataError(f"{r.where}: object {k} has class {c}, outside the {num_classes} classes")
+
+
+def _fmt(b) -> str:
+    return "[" + ", ".join(f"{v:g}" for v in b) + "]"
+
+
+@dataclass
+class DetectionSet:
+    """Images uint8 (N, 3, S, S), per image boxes f32 (n, 4) xyxy in S-pixel units and labels i64 (n,)."""
+
+    images: torch.Tensor
+    boxes: list[torch.Tensor]
+    labels: list[torch.Tensor]
+    image_ids: list[int]
+    paths: list[str]
+    sizes: list[tuple[int, int]]  # original (height, width), for results in the original pixels
+    transform: Callable | None = None  # item -> item (augmentation, normalization; set by the task)
+    classes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        item = {"images": self.images[i].float() / 255,
+                "targets": {"boxes": self.boxes[i].clone(), "labels": self.labels[i].clone(), "image_id": self.image_ids[i]}}
+        return self.transform(item) if self.transform is not None else item
+
+    def all_boxes(self) -> torch.Tensor:
+        """Every box of the set, (M, 4) xyxy."""
+        return torch.cat([b.reshape(-1, 4) for b in self.boxes]) if self.boxes else torch.zeros(0, 4)
+
+
+def load_detection_set(records: list[BoxRecord], size: int, num_classes: int, skip_bad: bool = False,
+                       skipped: list | None = None, source: str = "") -> DetectionSet:
+    """Decode, check and resize every record (see the module docstring)."""
+    from cnnlab.data.images import load_image
+    from cnnlab.data.single_object import resize_image
+
+    if not records:
+        raise DataError(f"{source}: no images listed")
+    images, boxes, labels, ids, paths, sizes = [], [], [], [], [], []
+    for r in records:
+        try:
+            check_record(r, num_classes)
+            img = load_image(r.path, channels=3)  # uint8 (3, H, W)
+        except DataError as e:
+            if not skip_bad:
+                raise
+            if skipped is not None:
+                skipped.append((r.path, str(e)))
+            continue
+        h, w = img.shape[-2:]
+        scale = torch.tensor([size / w, size / h, size / w, size / h])
+        b = r.boxes.float().reshape(-1, 4) * scale
+        b[:, 0::2] = b[:, 0::2].clamp(0, size)
+        b[:, 1::2] = b[:, 1::2].clamp(0, size)
+        images.append(resize_image(img, size))
+        boxes.append(b)
+        labels.append(r.labels.long().reshape(-1))
+        ids.append(r.image_id)
+        paths.append(r.path)
+        sizes.append((int(h), int(w)))
+    if not images:
+        raise DataError(f"{source}: no usable images left after skipping bad files")
+    return DetectionSet(torch.stack(images), boxes, labels, ids, paths, sizes)
+
+
+def collate_detection(items: list[dict]) -> dict[str, Any]:
+    """DESIGN's detection batch: ``images`` list of f32 (3, S, S), ``targets`` list of dicts."""
+    return {"images": [it["images"] for it in items], "targets": [it["targets"] for it in items]}
+
+
+# ---------------------------------------------------------------------------- augmentation
+def detection_transform(augment: str, normalize: Callable, size: int) -> Callable:
+    """Training item -> item: joint image + box augmentation with torchvision.transforms.v2, then ``normalize``.
+
+    ``augment`` is "none" or a '+'-joined subset of: ``hflip`` (mirror), ``scale`` (zoom 0.75-1.25x and
+    shift up to 10 %, boxes moved with the image, clipped at its border, dropped when under 2 px), and
+    ``color`` (brightness, contrast, saturation jitter).
+    """
+    from torchvision import tv_tensors
+    from torchvision.transforms import v2
+
+    steps: list = []
+    parts = set(augment.split("+")) - {"none", ""}
+    if "hflip" in parts:
+        steps.append(v2.RandomHorizontalFlip(0.5))
+    if "scale" in parts:
+        steps.append(v2.RandomAffine(degrees=0, translate=(0.1, 0.1), scale=(0.75, 1.25), fill=0.5))
+    if "color" in parts:
+        steps.append(v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3))
+    steps.append(v2.SanitizeBoundingBoxes(min_size=2.0))
+    pipeline = v2.Compose(steps)
+
+    def tf(item: dict[str, Any]) -> dict[str, Any]:
+        t = item["targets"]
+        sample = {"image": tv_tensors.Image(item["images"]), "labels": t["labels"],
+                  "boxes": tv_tensors.BoundingBoxes(t["boxes"], format="XYXY", canvas_size=(size, size))}
+        out = pipeline(sample)
+        image = out["image"].as_subclass(torch.Tensor)
+        return {"images": normalize(image), "targets": {"boxes": out["boxes"].as_subclass(torch.Tensor).float(),
+                                                       "labels": out["labels"], "image_id": t["image_id"]}}
+
+    return tf
+
+
+def eval_transform(normalize: Callable) -> Callable:
+    def tf(item: dict[str, Any]) -> dict[str, Any]:
+        item["images"] = normalize(item["images"])
+        return item
+
+    return tf

@@ -1,0 +1,372 @@
+"""Object detection: every object of an image, its class and box, on any backbone.
+
+``cnnlab train detect --data DIR --model yolo|ssd|sliding_window --backbone NAME``. DIR is a COCO, VOC
+or YOLO-txt folder (``cnnlab.data.detection`` recognizes the layout). Images are resized to
+``--img-size`` squares and held in memory. Batches (DESIGN): ``images`` list of f32 (3, S, S),
+``targets`` list of dict(boxes f32[N,4] xyxy px, labels i64[N], image_id).
+
+Metrics: COCO AP@[.5:.95] (``map``), AP50 (``map50``, picks the best checkpoint), AP75 via
+pycocotools, Pascal VOC AP50 (all-point) and per-class AP50 (``ap50_<class>``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from cnnlab.engine.config import opt
+from cnnlab.errors import ConfigError, DataError
+from cnnlab.tasks import register_task
+from cnnlab.tasks.base import BackboneTaskConfig, DataBundle, Evaluator, Task, backbone_kwargs, create_backbone
+
+DETECTORS = ("yolo", "ssd", "sliding_window")
+DEFAULT_SIZE = 320  # when a folder's images differ in size
+
+
+@dataclass
+class DetectConfig(BackboneTaskConfig):
+    data: str = opt("", "a COCO, Pascal VOC or YOLO-txt folder (train and val splits, or val carved from train)",
+                    group="data")
+    model: str = opt("yolo", "detector: yolo (grid + anchor boxes), ssd (default boxes on several maps), "
+                     "sliding_window (a window classifier run as convolutions)", group="model", choices=DETECTORS)
+    backbone: str = opt("mobilenet_v2", "backbone: any registered model (see `cnnlab models`)", group="model")
+    img_size: int | None = opt(None, "resize images to this square size (default: the images' size when they are "
+                               f"all one square size, else {DEFAULT_SIZE})", group="data", min=32)
+    augment: str = opt("hflip+scale+color", "'none' or '+'-joined: hflip, scale (zoom 0.75-1.25x and shift), color",
+                       group="data")
+    anchors: str = opt("kmeans", "YOLO anchor boxes: kmeans (k-means on the training boxes with 1 - IoU distance, "
+                       "YOLOv2), hand (five hand-picked shapes), or 'w,h w,h ...' in pixels", group="model")
+    num_anchors: int = opt(5, "YOLO anchors per cell (with --anchors kmeans)", group="model", min=1)
+    score_threshold: float = opt(0.3, "score needed to report a detection in predict (evaluation uses 0.01, "
+                                 "as mAP needs the whole precision-recall curve)", group="model", min=0)
+    nms_iou: float = opt(0.5, "non-max suppression: drop a box overlapping a better one of its class by IoU >= this",
+                         group="model", min=0, max=1)
+    freeze: int | None = opt(None, "freeze the first N backbone stages (default: 2 with pretrained weights, as "
+                             "torchvision's detectors train 3 of 5; else 0)", group="model", min=0)
+    epochs: int = opt(30, "number of passes over the training set", group="optimization", min=1)
+    batch_size: int = opt(32, "images per training step", group="optimization", min=1)
+
+    def validate(self) -> "DetectConfig":
+        if self.weights in ("auto", "none", ""):
+            from cnnlab.models.pretrained import names_for
+
+            self.weights = "imagenet" if self.weights == "auto" and "imagenet" in names_for(self.backbone) else None
+        weights = self.weights
+        if self.freeze is None:
+            self.freeze = 2 if weights else 0
+        self.weights = None  # BackboneTaskConfig would resolve them for `model` (the detector): done above
+        super().validate()
+        self.weights = weights
+        parts = set(self.augment.split("+"))
+        if not parts <= {"none", "hflip", "scale", "color"}:
+            raise ConfigError(f"--augment {self.augment}: use none, or '+'-joined hflip, scale, color")
+        if self.anchors not in ("kmeans", "hand"):
+            parse_anchors(self.anchors)
+        return self
+
+
+def parse_anchors(spec: str) -> list[list[float]]:
+    """'w,h w,h ...' (pixels) -> [[w, h], ...]; ConfigError naming the bad part."""
+    out = []
+    for part in spec.replace(";", " ").split():
+        try:
+            w, h = (float(v) for v in part.split(","))
+        except ValueError:
+            raise ConfigError(f"--anchors {spec!r}: {part!r} is not 'width,height' (e.g. --anchors '20,30 40,40')") from None
+        if w <= 0 or h <= 0:
+            raise ConfigError(f"--anchors {spec!r}: {part!r} must be positive")
+        out.append([w, h])
+    if not out:
+        raise ConfigError(f"--anchors {spec!r}: give kmeans, hand, or 'w,h w,h ...'")
+    return out
+
+
+class DetectEvaluator(Evaluator):
+    """Keeps every image's detections and truth; compute() runs DetectionMetrics (pycocotools + VOC AP)."""
+
+    def __init__(self, classes: list[str]):
+        self.classes = classes
+        super().__init__()
+
+    def reset(self) -> None:
+        super().reset()
+        self.preds: list[dict] = []
+        self.targets: list[dict] = []
+
+    @torch.no_grad()
+    def update(self, out: dict[str, Any]) -> None:
+        super().update(out)
+        self.preds += [{k: v.detach().cpu() for k, v in p.items()} for p in out["preds"]]
+        self.targets += [{"boxes": t["boxes"].cpu(), "labels": t["labels"].cpu(), "image_id": t["image_id"]}
+                         for t in out["targets"]]
+
+    def sync(self) -> None:
+        import torch.distributed as dist
+
+        super().sync()
+        if dist.is_available() and dist.is_initialized():
+            gathered: list = [None] * dist.get_world_size()
+            dist.all_gather_object(gathered, (self.preds, self.targets))
+            self.preds = [p for g in gathered for p in g[0]]
+            self.targets = [t for g in gathered for t in g[1]]
+
+    def metrics(self):
+        from cnnlab.metrics.detection import DetectionMetrics
+
+        m = DetectionMetrics(self.classes)
+        m.update(self.preds, self.targets)
+        return m
+
+    def compute(self) -> dict[str, Any]:
+        n = max(1.0, float(self.n))
+        out = {k: float(v) / n for k, v in self.sums.items()}
+        m = self.metrics()
+        out.update(m.compute())
+        out["count"] = int(self.n)
+        out["pr_curves"] = {c: [r.tolist(), p.tolist()] for c, (r, p) in m.pr_curves().items()}  # for plots only
+        return out
+
+
+@register_task
+class Detect(Task):
+    name = "detect"
+    Config = DetectConfig
+    monitor, mode = "map50", "max"
+    progress_keys = ("loss",)
+    summary_keys = ("map50", "map", "map75", "voc_map50")
+    required_meta = ("classes", "num_classes", "img_size", "normalization", "detector")
+    examples = """examples:
+  cnnlab data scenes --kind detect --objects digits --n 1500 --out data/det
+  cnnlab train detect --data data/det                       # YOLO on ImageNet MobileNetV2
+  cnnlab train detect --data data/det --model ssd
+  cnnlab train detect --data data/det/voc --model sliding_window --epochs 5
+  cnnlab train detect --data ~/my_coco --img-size 320 --backbone resnet18
+  cnnlab evaluate runs/detect-yolo-...                        # AP, AP50, AP75, per-class AP50
+  cnnlab predict runs/detect-yolo-... photo.jpg --coco-json out.json
+  cnnlab anchors --data data/det --k 5"""
+
+    # ------------------------------------------------------------------ data and model
+    def build_data(self, cfg: DetectConfig) -> DataBundle:
+        from cnnlab.data import detection as D
+        from cnnlab.data.normalize import Normalization, normalization_from_images
+
+        src = D.find_detection_splits(cfg.data)
+        records = dict(src.splits)
+        if cfg.limit:
+            records["train"] = records["train"][:cfg.limit]
+        if "val" not in records and (cfg.val_fraction or 0) > 0 and len(records["train"]) > 1:
+            g = torch.Generator().manual_seed(cfg.seed)
+            order = torch.randperm(len(records["train"]), generator=g).tolist()
+            n_val = max(1, round(len(order) * cfg.val_fraction))
+            records["val"] = [records["train"][i] for i in order[:n_val]]
+            records["train"] = [records["train"][i] for i in order[n_val:]]
+        if cfg.limit_test:
+            for s in ("val", "test"):
+                if s in records:
+                    records[s] = records[s][:cfg.limit_test]
+        size = self.meta.get("img_size", [None])[0] or cfg.img_size or _common_size(records["train"]) or DEFAULT_SIZE
+        classes = src.classes
+        if not classes:
+            raise DataError(f"--data {cfg.data}: no class names found (add classes.txt)")
+        skipped: list = []
+        sets = {s: D.load_detection_set(r, size, len(classes), cfg.skip_bad, skipped, src.files.get(s, cfg.data))
+                for s, r in records.items() if r}
+        if "normalization" in self.meta:
+            norm = Normalization.from_dict(self.meta["normalization"])
+        else:
+            norm = normalization_from_images(sets["train"].images, "channel")
+        for ds in sets.values():
+            ds.classes = classes
+        sets["train"].transform = D.detection_transform(cfg.augment, norm, size)
+        for s in ("val", "test"):
+            if s in sets:
+                sets[s].transform = D.eval_transform(norm)
+        meta = {"classes": classes, "num_classes": len(classes), "in_chans": 3, "img_size": [size, size],
+                "normalization": norm.to_dict(), "data": cfg.data, "format": src.format,
+                "category_ids": src.category_ids or list(range(1, len(classes) + 1))}
+        source = f"{src.format.upper()} folder {cfg.data} ({', '.join(sets)}), {size}x{size}, {len(classes)} classes"
+        return DataBundle(sets["train"], sets.get("val"), sets.get("test"), meta, source,
+                          collate=D.collate_detection, skipped=skipped)
+
+    def create_network(self, meta: dict[str, Any]) -> nn.Module:
+        from cnnlab.models.detection import SSD, YOLO, SlidingWindowDetector
+
+        backbone = create_backbone(meta)
+        c, size = meta["num_classes"], meta["img_size"][0]
+        if meta["detector"] == "yolo":
+            return YOLO(backbone, c, meta["anchors"])
+        if meta["detector"] == "ssd":
+            return SSD(backbone, c, size)
+        return SlidingWindowDetector(backbone, c)
+
+    def build_model(self, cfg: DetectConfig, data: DataBundle, *, resume: bool = False) -> nn.Module:
+        from cnnlab.engine.transfer import freeze_stages, init_and_load
+
+        as_backbone = dataclasses.replace(cfg, model=cfg.backbone)
+        self.meta.update(model=cfg.backbone, detector=cfg.model, head_drop_rate=cfg.drop_rate,
+                         model_kwargs=backbone_kwargs(as_backbone, self.meta["img_size"][0]))
+        if cfg.model == "yolo" and "anchors" not in self.meta:
+            self.meta["anchors"], self.meta["anchor_report"] = choose_anchors(cfg, data.train)
+            print(self.meta["anchor_report"])
+        model = self.create_network(self.meta)
+        if not resume:
+            init_and_load(model.backbone, as_backbone)
+        if cfg.freeze:
+            freeze_stages(model.backbone, cfg.freeze)
+        return model
+
+    # ------------------------------------------------------------------ steps
+    def _size(self, x: torch.Tensor) -> tuple[int, int]:
+        return int(x.shape[-2]), int(x.shape[-1])
+
+    def _images(self, batch: dict[str, Any]) -> torch.Tensor:
+        x = torch.stack(batch["images"]) if isinstance(batch["images"], list) else batch["images"]
+        if self.cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def training_step(self, model: nn.Module, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        x = self._images(batch)
+        if self.meta["detector"] == "sliding_window":
+            import torch.nn.functional as F
+
+            crops, labels = model.sample_windows(x, batch["targets"])
+            logits = model(crops)
+            loss = F.cross_entropy(logits, labels)
+            return {"loss": loss, "acc": (logits.detach().argmax(1) == labels).float().mean()}
+        return model.loss(model(x), batch["targets"], self._size(x))
+
+    def _detect(self, model: nn.Module, x: torch.Tensor, score_threshold: float) -> list[dict]:
+        if self.meta["detector"] == "sliding_window":
+            return model.detect(model.dense(x), score_threshold, min(self.cfg.nms_iou, 0.3))
+        return model.detect(model(x), score_threshold, self.cfg.nms_iou)
+
+    @torch.no_grad()
+    def validation_step(self, model: nn.Module, batch: dict[str, Any]) -> dict[str, Any]:
+        x = self._images(batch)
+        out: dict[str, Any] = {"n": len(x), "targets": batch["targets"]}
+        if self.meta["detector"] == "sliding_window":
+            dense = model.dense(x)
+            out["preds"] = model.detect(dense, 0.01, min(self.cfg.nms_iou, 0.3))
+        else:
+            raw = model(x)
+            out["loss_sum"] = model.loss(raw, batch["targets"], self._size(x))["loss"] * len(x)
+            out["preds"] = model.detect(raw, 0.01, self.cfg.nms_iou)
+        return out
+
+    def evaluator(self) -> DetectEvaluator:
+        return DetectEvaluator(self.meta["classes"])
+
+    def evaluation_plots(self, m: dict[str, Any], folder: Path) -> list[Path]:
+        import numpy as np
+
+        from cnnlab.metrics.detection import plot_pr_curves
+
+        path = folder / "pr.png"
+        plot_pr_curves({c: (np.asarray(r), np.asarray(p)) for c, (r, p) in m["pr_curves"].items()}, path,
+                       "precision-recall at IoU 0.5")
+        return [path]
+
+    def print_details(self, m: dict[str, Any]) -> None:
+        from cnnlab.metrics.detection import DetectionMetrics
+
+        keys = DetectionMetrics(self.meta["classes"]).keys
+        rows = [(c, m.get(f"ap50_{k}")) for c, k in zip(self.meta["classes"], keys)]
+        print("per-class AP50 (VOC, all-point):")
+        for c, v in rows:
+            print(f"  {c:<20} {'-' if v is None else f'{v:.3f}'}")
+
+    # ------------------------------------------------------------------ using a trained model
+    def prepare(self, path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
+        from cnnlab.data.single_object import prepare_image
+
+        return prepare_image(self.meta, path)
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, images: torch.Tensor, originals: list[torch.Tensor] | None = None) -> list[dict]:
+        """Per image: {"detections": [{"class", "score", "box" xyxy in the original image's pixels}]}."""
+        s = images.shape[-1]
+        out = []
+        for i, det in enumerate(self._detect(model, images, self.cfg.score_threshold)):
+            h, w = originals[i].shape[-2:] if originals is not None else (s, s)
+            scale = torch.tensor([w / s, h / s, w / s, h / s])
+            rows = [{"class": self.meta["classes"][int(c)], "label": int(c), "score": round(float(p), 4),
+                     "box": [round(float(v), 1) for v in (b.cpu() * scale)]}
+                    for b, p, c in zip(det["boxes"], det["scores"], det["labels"])]
+            out.append({"detections": rows, "count": len(rows)})
+        return out
+
+    @torch.no_grad()
+    def coco_predictions(self, model: nn.Module, path: str, data: str | None = None, split: str | None = None):
+        """Detections on a split (of the run's data, or of ``data``) written as COCO results:
+        (path, images, detections, split). Boxes are in the original images' pixels."""
+        from cnnlab.data.coco import write_coco_results
+
+        ds, split, bundle = self.eval_data(self.cfg, split, data)
+        s = self.meta["img_size"][0]
+        preds = []
+        loader = self.eval_loader(self.cfg, bundle, ds)
+        k = 0
+        for batch in loader:
+            x = self._images(batch)
+            for det in self._detect(model, x, 0.01):
+                h, w = ds.sizes[k]
+                scale = torch.tensor([w / s, h / s, w / s, h / s])
+                preds.append({"image_id": ds.image_ids[k], "boxes": det["boxes"].cpu() * scale,
+                              "labels": det["labels"].cpu(), "scores": det["scores"].cpu()})
+                k += 1
+        try:
+            out = write_coco_results(path, preds, bundle.meta.get("category_ids"))
+        except OSError as e:
+            raise DataError(f"--coco-json {path}: cannot write it ({e.strerror or e})") from None
+        return out, len(preds), sum(len(p["scores"]) for p in preds), split
+
+    def draw(self, image: torch.Tensor, prediction: dict, path: Path) -> None:
+        from cnnlab.engine.plots import draw_boxes
+
+        dets = prediction["detections"]
+        draw_boxes(image, [d["box"] for d in dets], [f"{d['class']} {d['score']:.2f}" for d in dets], path)
+
+    def report(self, run_dir: Path, model: nn.Module, data: DataBundle, final: dict[str, Any], split: str | None,
+               device: torch.device) -> list[str]:
+        from cnnlab.tasks.detect_report import detection_report
+
+        return detection_report(self, run_dir, model, data, split, device)
+
+
+def _common_size(records) -> int | None:
+    """The images' size when the first 16 are all one square size (up to 640), else None."""
+    sizes = {(r.height, r.width) for r in records[:16]}
+    if len(sizes) == 1:
+        h, w = sizes.pop()
+        if h == w and h <= 640:
+            return h
+    return None
+
+
+def choose_anchors(cfg: DetectConfig, train) -> tuple[list[list[float]], str]:
+    """YOLO's anchors for a run and a line comparing them by mean best IoU with the training boxes."""
+    from cnnlab.models.detection.yolo import HAND_PICKED_ANCHORS
+    from cnnlab.ops.anchors import kmeans_anchors, mean_best_iou
+
+    size = train.images.shape[-1]
+    boxes = train.all_boxes()
+    wh = (boxes[:, 2:] - boxes[:, :2]).clamp(min=1e-3)
+    hand = torch.tensor(HAND_PICKED_ANCHORS) * size
+    if cfg.anchors == "hand" or len(wh) < cfg.num_anchors:
+        chosen, how = hand, "hand-picked"
+    elif cfg.anchors == "kmeans":
+        chosen, _ = kmeans_anchors(wh, cfg.num_anchors, seed=cfg.seed)
+        how = f"k-means (k={cfg.num_anchors})"
+    else:
+        chosen, how = torch.tensor(parse_anchors(cfg.anchors)), "given"
+    report = f"anchors ({how}): " + " ".join(f"{w:.0f}x{h:.0f}" for w, h in chosen.tolist())
+    if len(wh):
+        report += (f"; mean best IoU with the {len(wh)} training boxes {mean_best_iou(wh, chosen):.3f}"
+                   f" (hand-picked: {mean_best_iou(wh, hand):.3f})")
+    return chosen.tolist(), report
