@@ -37,11 +37,15 @@ class DetectConfig(BackboneTaskConfig):
     backbone: str = opt("mobilenet_v2", "backbone: any registered model (see `cnnlab models`)", group="model")
     img_size: int | None = opt(None, "resize images to this square size (default: the images' size when they are "
                                f"all one square size, else {DEFAULT_SIZE})", group="data", min=32)
-    augment: str = opt("hflip+scale+color", "'none' or '+'-joined: hflip, scale (zoom 0.75-1.25x and shift), color",
-                       group="data")
+    augment: str = opt("scale+color", "'none' or '+'-joined: hflip (mirror; not by default, since it changes what "
+                       "digits, letters and signs mean: add it for natural photos), scale (zoom 0.75-1.25x and shift), "
+                       "color", group="data")
     anchors: str = opt("kmeans", "YOLO anchor boxes: kmeans (k-means on the training boxes with 1 - IoU distance, "
                        "YOLOv2), hand (five hand-picked shapes), or 'w,h w,h ...' in pixels", group="model")
     num_anchors: int = opt(5, "YOLO anchors per cell (with --anchors kmeans)", group="model", min=1)
+    anchor_iou: float = opt(0.5, "YOLO: besides the best anchor of the object's cell (the course's rule), also train "
+                            "the cell's other anchors whose shape IoU with the object is >= this (YOLOv4); 1 = the "
+                            "best anchor only", group="model", min=0, max=1)
     score_threshold: float = opt(0.3, "score needed to report a detection in predict (evaluation uses 0.01, "
                                  "as mAP needs the whole precision-recall curve)", group="model", min=0)
     nms_iou: float = opt(0.5, "non-max suppression: drop a box overlapping a better one of its class by IoU >= this",
@@ -49,6 +53,8 @@ class DetectConfig(BackboneTaskConfig):
     freeze: int | None = opt(None, "freeze the first N backbone stages (default: 2 with pretrained weights, as "
                              "torchvision's detectors train 3 of 5; else 0)", group="model", min=0)
     epochs: int = opt(30, "number of passes over the training set", group="optimization", min=1)
+    lr: float | None = opt(2e-3, "peak learning rate (AdamW, cosine after a 1-epoch warm-up)", group="optimization",
+                           min=0, min_open=True)
     batch_size: int = opt(32, "images per training step", group="optimization", min=1)
 
     def validate(self) -> "DetectConfig":
@@ -173,6 +179,9 @@ class Detect(Task):
         classes = src.classes
         if not classes:
             raise DataError(f"--data {cfg.data}: no class names found (add classes.txt)")
+        if self.meta.get("classes") and list(self.meta["classes"]) != list(classes):
+            raise DataError(f"--data {cfg.data}: its classes {classes[:5]} are not the run's {self.meta['classes'][:5]}; "
+                            "evaluate on data with the same class list")
         skipped: list = []
         sets = {s: D.load_detection_set(r, size, len(classes), cfg.skip_bad, skipped, src.files.get(s, cfg.data))
                 for s, r in records.items() if r}
@@ -199,7 +208,7 @@ class Detect(Task):
         backbone = create_backbone(meta)
         c, size = meta["num_classes"], meta["img_size"][0]
         if meta["detector"] == "yolo":
-            return YOLO(backbone, c, meta["anchors"])
+            return YOLO(backbone, c, meta["anchors"], extra_anchor_iou=meta.get("anchor_iou", 1.0))
         if meta["detector"] == "ssd":
             return SSD(backbone, c, size)
         return SlidingWindowDetector(backbone, c)
@@ -208,7 +217,7 @@ class Detect(Task):
         from cnnlab.engine.transfer import freeze_stages, init_and_load
 
         as_backbone = dataclasses.replace(cfg, model=cfg.backbone)
-        self.meta.update(model=cfg.backbone, detector=cfg.model, head_drop_rate=cfg.drop_rate,
+        self.meta.update(model=cfg.backbone, detector=cfg.model, head_drop_rate=cfg.drop_rate, anchor_iou=cfg.anchor_iou,
                          model_kwargs=backbone_kwargs(as_backbone, self.meta["img_size"][0]))
         if cfg.model == "yolo" and "anchors" not in self.meta:
             self.meta["anchors"], self.meta["anchor_report"] = choose_anchors(cfg, data.train)

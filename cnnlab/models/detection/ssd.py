@@ -17,16 +17,22 @@ from torch import nn
 
 from cnnlab.models.detection.common import ConvBNAct, backbone_levels, select_detections
 
-# Scales of the default boxes as fractions of the image, one per map, plus one (the sqrt(s_k s_k+1) box).
-# SSD's were 0.1 (VOC conv4_3), then 0.2 .. 0.9; small images with small objects start lower.
-DEFAULT_SCALES = (0.1, 0.2, 0.375, 0.55, 0.725, 0.9, 1.05)
+
+
+def default_scales(m: int, s_min: float = 0.2, s_max: float = 0.9, first: float = 0.1) -> tuple[float, ...]:
+    """Scales of the default boxes as fractions of the image for ``m`` maps, plus one more (for the
+    sqrt(s_k s_k+1) box of the last map): SSD's (Liu et al. 2016) VOC setting, 0.1 on the first
+    (finest) map, then s_min .. s_max spaced evenly: m = 5 gives 0.1, 0.2, 0.375, 0.55, 0.725 (+ 0.9)."""
+    if m == 1:
+        return (s_min, s_max)
+    return (first, *(s_min + (s_max - s_min) * k / (m - 1) for k in range(m)))
 
 
 class SSD(nn.Module):
     """Backbone stages at strides 8-32 + extra layers -> per-map loc and conf heads; see the module docstring."""
 
     def __init__(self, backbone: nn.Module, num_classes: int, img_size: int, strides: tuple[int, ...] = (8, 16, 32),
-                 extra_channels: int = 128, scales: tuple[float, ...] = DEFAULT_SCALES, neg_ratio: int = 3,
+                 extra_channels: int = 128, scales: tuple[float, ...] | None = None, neg_ratio: int = 3,
                  iou_threshold: float = 0.5):
         super().__init__()
         from cnnlab.ops.anchors import boxes_per_cell
@@ -52,7 +58,9 @@ class SSD(nn.Module):
             chans.append(extra_channels)
             size = -(-size // 2)
         m = len(chans)
-        self.scales = tuple(scales[:m + 1]) if len(scales) >= m + 1 else _linear_scales(m)
+        self.scales = tuple(scales) if scales is not None else default_scales(m)
+        if len(self.scales) != m + 1:
+            raise ValueError(f"SSD on {m} feature maps needs {m + 1} scales, got {len(self.scales)}")
         self.aspect_ratios = tuple((2,) if k in (0, m - 1) else (2, 3) for k in range(m))
         self.loc = nn.ModuleList()
         self.conf = nn.ModuleList()
@@ -133,8 +141,3 @@ class SSD(nn.Module):
             res.append(select_detections(boxes, scores[i], score_threshold, iou_threshold, max_detections))
         return res
 
-
-def _linear_scales(m: int, s_min: float = 0.2, s_max: float = 0.9) -> tuple[float, ...]:
-    """The paper's s_k = s_min + (s_max - s_min)(k - 1)/(m - 1), k = 1..m, plus one more step."""
-    step = (s_max - s_min) / max(1, m - 1)
-    return tuple(s_min + step * k for k in range(m + 1))

@@ -32,7 +32,8 @@ class YOLO(nn.Module):
     """Backbone -> passthrough neck -> 1x1 conv to A * (5 + C) per cell; see the module docstring."""
 
     def __init__(self, backbone: nn.Module, num_classes: int, anchors: list | torch.Tensor, stride: int = 16,
-                 width: int = 128, coord_weight: float = 5.0, noobj_weight: float = 0.5, ignore_iou: float = 0.6):
+                 width: int = 128, coord_weight: float = 5.0, noobj_weight: float = 0.5, ignore_iou: float = 0.6,
+                 extra_anchor_iou: float = 1.0):
         super().__init__()
         levels = backbone_levels(backbone)
         deep = levels[-1]
@@ -40,6 +41,7 @@ class YOLO(nn.Module):
         self.num_classes = num_classes
         self.register_buffer("anchors", torch.as_tensor(anchors, dtype=torch.float32).reshape(-1, 2))  # (A, 2) px (w, h)
         self.coord_weight, self.noobj_weight, self.ignore_iou = coord_weight, noobj_weight, ignore_iou
+        self.extra_anchor_iou = extra_anchor_iou
         skip = next((lv for lv in levels if lv["reduction"] == stride), None) if deep["reduction"] > stride else None
         if deep["reduction"] > stride and skip is None:
             raise ValueError(f"{type(backbone).__name__} has no feature stage at stride {stride} "
@@ -86,7 +88,7 @@ class YOLO(nn.Module):
     def encode_targets(self, targets: list[dict], grid: tuple[int, int], img_size: tuple[int, int]):
         """The course's target grid: (responsible mask (B, S, S, A) bool, box targets (B, S, S, A, 4) as
         (b_x, b_y, t_w, t_h), class targets (B, S, S, A) i64)."""
-        from cnnlab.ops.anchors import assign_anchors
+        from cnnlab.ops.anchors import assign_anchors, wh_iou
 
         b, a = len(targets), len(self.anchors)
         dev = self.anchors.device
@@ -103,9 +105,21 @@ class YOLO(nn.Module):
             bx, by, bh, bw = enc.unbind(-1)  # cell-relative (b_x, b_y, b_h, b_w)
             tw = torch.log((bw * cell_w / self.anchors[k, 0]).clamp(min=1e-6))
             th = torch.log((bh * cell_h / self.anchors[k, 1]).clamp(min=1e-6))
+            labels = t["labels"].to(dev)[kept]
             resp[i, rows, cols, k] = True
             box_t[i, rows, cols, k] = torch.stack([bx, by, tw, th], -1)
-            cls_t[i, rows, cols, k] = t["labels"].to(dev)[kept]
+            cls_t[i, rows, cols, k] = labels
+            if self.extra_anchor_iou < 1:  # YOLOv4: other anchors of the cell that fit the object well train on it too
+                wh = torch.stack([bw * cell_w, bh * cell_h], -1)  # (K, 2) pixels
+                fit = (wh_iou(wh, self.anchors) >= self.extra_anchor_iou).nonzero().tolist()  # [(object, anchor)]
+                for n, j in fit:
+                    r, c = int(rows[n]), int(cols[n])
+                    if resp[i, r, c, j]:
+                        continue  # a best-anchor slot, or taken by a larger object already
+                    resp[i, r, c, j] = True
+                    box_t[i, r, c, j] = torch.stack([bx[n], by[n], torch.log(wh[n, 0] / self.anchors[j, 0]),
+                                                     torch.log(wh[n, 1] / self.anchors[j, 1])])
+                    cls_t[i, r, c, j] = labels[n]
         return resp, box_t, cls_t
 
     # ------------------------------------------------------------------ training and inference
