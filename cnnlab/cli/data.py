@@ -38,7 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--size", type=int, help="image side in pixels (default: 64 localize/keypoints, 96 caption, 128 detect/segment)")
     s.add_argument("--objects", choices=OBJECT_SETS,
                    help="fashion (Fashion-MNIST, 7 categories: the 4 upper-body garments are 'top'), fashion10 (its 10 "
-                        "labels), digits, shapes (default: fashion for localize/detect, shapes otherwise)")
+                        "labels), digits, shapes, shapes10 (default: fashion for localize/detect, shapes10 for "
+                        "segment, shapes otherwise)")
     s.add_argument("--min-size", type=int, help="smallest object side in pixels (default depends on --kind)")
     s.add_argument("--max-size", type=int, help="largest object side in pixels (default depends on --kind)")
     s.add_argument("--max-objects", type=int, help="objects per image, at most (default: 4 detect/segment, 3 caption, 1 otherwise)")

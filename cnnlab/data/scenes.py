@@ -21,7 +21,8 @@ Object sets (``objects=``): ``fashion`` = Fashion-MNIST items in 7 categories (T
 pullover, coat and shirt are one category, "top": at 28 px they are ambiguous even to people,
 whose accuracy on the 10 labels is 83.5 %, Xiao et al. 2017); ``fashion10`` = the 10 original
 labels; ``digits`` = the 8x8 digit scans scaled up; ``shapes`` = circle, square, triangle,
-star, cross. Train scenes take items from Fashion-MNIST's training file, val and test scenes
+star, cross; ``shapes10`` = those five and ring, crescent, heart, arrow, diamond (the segment
+default: 10 classes + background, none of them ambiguous at 18 px). Train scenes take items from Fashion-MNIST's training file, val and test scenes
 from two halves of its test file (digits: a fixed 70/15/15 split), so no item is in two splits.
 
 Layout written under ``out`` (a new folder)::
@@ -50,11 +51,12 @@ from cnnlab.data.coco import ImageRecord, write_coco_captions, write_coco_instan
 from cnnlab.errors import DataError
 
 KINDS = ("localize", "detect", "segment", "keypoints", "caption")
-OBJECT_SETS = ("fashion", "fashion10", "digits", "shapes")
+OBJECT_SETS = ("fashion", "fashion10", "digits", "shapes", "shapes10")
 FORMATS = ("coco", "voc", "yolo")
 SPLITS = ("train", "val", "test")
 
 SHAPES = ("circle", "square", "triangle", "star", "cross")
+SHAPES10 = SHAPES + ("ring", "crescent", "heart", "arrow", "diamond")
 SHAPE_PLURALS = {"circle": "circles", "square": "squares", "triangle": "triangles", "star": "stars", "cross": "crosses"}
 FASHION10 = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot")
 FASHION7 = ("top", "trouser", "dress", "sandal", "sneaker", "bag", "boot")
@@ -72,7 +74,7 @@ CAPTION_TEXTURES = {"brick": "bricks", "grass": "grass", "gravel": "gravel"}
 KIND_DEFAULTS: dict[str, tuple[int, str, int, int, int, tuple[str, ...]]] = {
     "localize": (64, "fashion", 28, 44, 1, ("coco",)),
     "detect": (128, "fashion", 18, 48, 4, ("coco",)),
-    "segment": (128, "shapes", 18, 48, 4, ("coco", "voc")),
+    "segment": (128, "shapes10", 18, 48, 4, ("coco", "voc")),
     "keypoints": (64, "shapes", 24, 44, 1, ("coco",)),
     "caption": (96, "shapes", 22, 40, 3, ("coco",)),
 }
@@ -120,7 +122,7 @@ class SceneSpec:
             raise DataError(f"--min-size {self.min_size} / --max-size {self.max_size}: need 6 <= min <= max <= --size {self.size}")
         if self.objects not in OBJECT_SETS:
             raise DataError(f"--objects {self.objects!r}: unknown; choose one of {', '.join(OBJECT_SETS)}")
-        if self.kind == "caption" and self.objects != "shapes":
+        if self.kind == "caption" and self.objects != "shapes":  # captions name the five shapes
             raise DataError("--kind caption describes colours and shapes: use --objects shapes")
         if self.kind == "keypoints" and self.objects != "shapes":
             raise DataError("--kind keypoints draws quadrilaterals (their corners are the keypoints): use --objects shapes")
@@ -139,7 +141,7 @@ class SceneSpec:
 def class_names(kind: str, objects: str) -> tuple[str, ...]:
     if kind == "keypoints":
         return ("quad",)
-    return {"fashion": FASHION7, "fashion10": FASHION10, "digits": DIGITS, "shapes": SHAPES}[objects]
+    return {"fashion": FASHION7, "fashion10": FASHION10, "digits": DIGITS, "shapes": SHAPES, "shapes10": SHAPES10}[objects]
 
 
 # ---------------------------------------------------------------------------- object sources
@@ -177,11 +179,27 @@ class ItemPool:
 class ShapePool:
     """Shapes drawn at the size asked, antialiased (4x supersampled), lightly rotated."""
 
+    def __init__(self, names: Sequence[str] = SHAPES):
+        self.names = tuple(names)
+
     def sample(self, rng: np.random.Generator, size: int) -> Sprite:
-        label = int(rng.integers(len(SHAPES)))
-        alpha = draw_polygon(shape_polygon(SHAPES[label], size, rng), size, size)
+        label = int(rng.integers(len(self.names)))
+        alpha = draw_shape(self.names[label], size, rng)
         shade = 0.85 + 0.15 * rng.random((size, size)).astype(np.float32)
         return Sprite(shade, alpha, label)
+
+
+def draw_shape(name: str, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Antialiased coverage (size, size) of a shape; ring and crescent are one disc minus another."""
+    if name in ("ring", "crescent"):
+        outer = shape_polygon("circle", size, rng)  # draws the turn, as every shape does
+        r = size / 2
+        inner = (outer - r) * (0.55 if name == "ring" else 0.8) + r
+        if name == "crescent":
+            turn = float(rng.uniform(0, 2 * np.pi))
+            inner = inner + 0.42 * r * np.array([math.cos(turn), math.sin(turn)])
+        return np.clip(draw_polygon(outer, size, size) - draw_polygon(inner, size, size), 0, 1)
+    return draw_polygon(shape_polygon(name, size, rng), size, size)
 
 
 def shape_polygon(name: str, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -204,8 +222,17 @@ def shape_polygon(name: str, size: int, rng: np.random.Generator) -> np.ndarray:
         a, b = 0.3, 0.95
         pts = np.array([[-a, -b], [a, -b], [a, -a], [b, -a], [b, a], [a, a], [a, b], [-a, b], [-a, a], [-b, a], [-b, -a],
                         [-a, -a]], dtype=np.float64)
+    elif name == "heart":
+        t = np.linspace(0, 2 * np.pi, 64, endpoint=False)
+        x, y = 16 * np.sin(t) ** 3, -(13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t))
+        pts = np.stack([x / 17, (y + 2.5) / 15], 1)
+    elif name == "arrow":
+        pts = np.array([[-1, -0.25], [0.15, -0.25], [0.15, -0.7], [1, 0], [0.15, 0.7], [0.15, 0.25], [-1, 0.25]],
+                       dtype=np.float64)
+    elif name == "diamond":
+        pts = np.array([[0, -1], [0.6, 0], [0, 1], [-0.6, 0]], dtype=np.float64)
     else:
-        raise DataError(f"unknown shape {name!r}; choose one of {', '.join(SHAPES)}")
+        raise DataError(f"unknown shape {name!r}; choose one of {', '.join(SHAPES10)}")
     c, s = math.cos(turn), math.sin(turn)
     pts = pts @ np.array([[c, s], [-s, c]])
     return (pts * 0.98 + 1) * r
@@ -230,8 +257,8 @@ def _resize(a: np.ndarray, wh: tuple[int, int]) -> np.ndarray:
 
 def object_pools(spec: SceneSpec) -> dict[str, Any]:
     """split -> the pool its objects come from (disjoint items per split)."""
-    if spec.objects == "shapes":
-        return {s: ShapePool() for s in SPLITS}
+    if spec.objects in ("shapes", "shapes10"):
+        return {s: ShapePool(class_names(spec.kind, spec.objects)) for s in SPLITS}
     if spec.objects == "digits":
         from sklearn.datasets import load_digits
 
