@@ -165,10 +165,11 @@ class Detect(Task):
         records = dict(src.splits)
         if cfg.limit:
             records["train"] = records["train"][:cfg.limit]
-        if "val" not in records and (cfg.val_fraction or 0) > 0 and len(records["train"]) > 1:
+        fraction = 0.1 if cfg.val_fraction is None else cfg.val_fraction  # no val split given: carve 10 % off train
+        if "val" not in records and fraction > 0 and len(records["train"]) >= 10:
             g = torch.Generator().manual_seed(cfg.seed)
             order = torch.randperm(len(records["train"]), generator=g).tolist()
-            n_val = max(1, round(len(order) * cfg.val_fraction))
+            n_val = max(1, round(len(order) * fraction))
             records["val"] = [records["train"][i] for i in order[:n_val]]
             records["train"] = [records["train"][i] for i in order[n_val:]]
         if cfg.limit_test:
