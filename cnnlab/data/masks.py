@@ -228,18 +228,9 @@ def load_segmentation_splits(cfg) -> "DataBundle":
         top = max(int(v) for r in records["train"][:256] for v in np.unique(r.read_mask()) if v != IGNORE)
         names = [f"class_{k}" for k in range(1, max(1, top) + 1)]
     classes = ["background", *names]
-    if cfg.limit:
-        records["train"] = records["train"][:cfg.limit]
-    fraction = DEFAULT_VAL_FRACTION if cfg.val_fraction is None else cfg.val_fraction
-    if "val" not in records and fraction > 0:
-        order = torch.randperm(len(records["train"]), generator=torch.Generator().manual_seed(cfg.seed)).tolist()
-        n_val = max(1, round(len(order) * fraction))
-        records["val"] = [records["train"][i] for i in order[:n_val]]
-        records["train"] = [records["train"][i] for i in order[n_val:]]
-    if cfg.limit_test:
-        for s in ("val", "test"):
-            if s in records:
-                records[s] = records[s][:cfg.limit_test]
+    from cnnlab.data.single_object import limit_and_carve
+
+    limit_and_carve(records, cfg, DEFAULT_VAL_FRACTION if cfg.val_fraction is None else cfg.val_fraction)
     size = cfg.img_size or _common_size(records["train"]) or DEFAULT_SIZE
     skipped: list = []
     sets = {s: load_mask_set(r, size, len(classes), f"{root} ({s})", cfg.skip_bad, skipped) for s, r in records.items()}

@@ -179,18 +179,7 @@ def load_coco_splits(cfg, keypoints: bool):
             raise DataError(f"{files[s]}: its categories {p.classes[:4]} differ from train's {classes[:4]}; "
                             "every split must list the same categories")
     records = {s: p.records for s, p in parsed.items()}
-    if cfg.limit:
-        records["train"] = records["train"][:cfg.limit]
-    if "val" not in records and (cfg.val_fraction or 0) > 0:
-        g = torch.Generator().manual_seed(cfg.seed)
-        order = torch.randperm(len(records["train"]), generator=g).tolist()
-        n_val = max(1, round(len(order) * cfg.val_fraction))
-        records["val"] = [records["train"][i] for i in order[:n_val]]
-        records["train"] = [records["train"][i] for i in order[n_val:]]
-    if cfg.limit_test:
-        for s in ("val", "test"):
-            if s in records:
-                records[s] = records[s][:cfg.limit_test]
+    limit_and_carve(records, cfg, cfg.val_fraction or 0)
     size = cfg.img_size or _common_size(records["train"]) or DEFAULT_SIZE
     skipped: list = []
     sets = {s: load_single_objects(r, size, str(files.get(s, files["train"])), cfg.skip_bad, skipped) for s, r in records.items()}
@@ -201,6 +190,22 @@ def load_coco_splits(cfg, keypoints: bool):
         meta.update(keypoint_names=parsed["train"].keypoint_names, flip_pairs=parsed["train"].flip_pairs)
     source = f"COCO folder {cfg.data} ({', '.join(f'{s}/' for s in files)}), {size}x{size}"
     return DataBundle(sets["train"], sets.get("val"), sets.get("test"), meta, source, skipped=skipped)
+
+
+def limit_and_carve(records: dict[str, list], cfg, val_fraction: float, min_train: int = 1) -> None:
+    """In place: --limit on train; without a val split, ``val_fraction`` of train becomes val (seeded by
+    --seed) when train has at least ``min_train`` records; --limit-test on val and test."""
+    if cfg.limit:
+        records["train"] = records["train"][:cfg.limit]
+    if "val" not in records and val_fraction > 0 and len(records["train"]) >= min_train:
+        order = torch.randperm(len(records["train"]), generator=torch.Generator().manual_seed(cfg.seed)).tolist()
+        n_val = max(1, round(len(order) * val_fraction))
+        records["val"] = [records["train"][i] for i in order[:n_val]]
+        records["train"] = [records["train"][i] for i in order[n_val:]]
+    if cfg.limit_test:
+        for s in ("val", "test"):
+            if s in records:
+                records[s] = records[s][:cfg.limit_test]
 
 
 def _common_size(records: list[ObjectRecord]) -> int | None:

@@ -159,23 +159,13 @@ class Detect(Task):
     # ------------------------------------------------------------------ data and model
     def build_data(self, cfg: DetectConfig) -> DataBundle:
         from cnnlab.data import detection as D
+        from cnnlab.data.single_object import limit_and_carve
         from cnnlab.data.normalize import Normalization, normalization_from_images
 
         src = D.find_detection_splits(cfg.data)
         records = dict(src.splits)
-        if cfg.limit:
-            records["train"] = records["train"][:cfg.limit]
         fraction = 0.1 if cfg.val_fraction is None else cfg.val_fraction  # no val split given: carve 10 % off train
-        if "val" not in records and fraction > 0 and len(records["train"]) >= 10:
-            g = torch.Generator().manual_seed(cfg.seed)
-            order = torch.randperm(len(records["train"]), generator=g).tolist()
-            n_val = max(1, round(len(order) * fraction))
-            records["val"] = [records["train"][i] for i in order[:n_val]]
-            records["train"] = [records["train"][i] for i in order[n_val:]]
-        if cfg.limit_test:
-            for s in ("val", "test"):
-                if s in records:
-                    records[s] = records[s][:cfg.limit_test]
+        limit_and_carve(records, cfg, fraction, min_train=10)
         size = self.meta.get("img_size", [None])[0] or cfg.img_size or _common_size(records["train"]) or DEFAULT_SIZE
         classes = src.classes
         if not classes:
