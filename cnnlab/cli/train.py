@@ -106,7 +106,8 @@ def config_from_args(args: argparse.Namespace, task_name: str | None = None):
     if given.get("recipe"):
         from cnnlab.engine.recipes import recipe
 
-        values.update(recipe(given["recipe"]))
+        task_recipes = getattr(get_task(task_name), "recipes", None)  # a task with its own named recipes
+        values.update(dict(task_recipes[given["recipe"]]) if task_recipes else recipe(given["recipe"]))
     values.update(given)
     if getattr(args, "model_args", None):
         kwargs = dict(values.get("model_kwargs", {}))

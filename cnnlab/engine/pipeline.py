@@ -176,7 +176,7 @@ def _print_start(cfg: TrainConfig, task, data, run_dir: Path, train_loader, devi
     if steps < FEW_STEPS and cfg.optimizer != "lbfgs":
         print(f"warning: an epoch has only {steps} steps of --batch-size {cfg.batch_size}; "
               "consider a smaller --batch-size or more data")
-    if getattr(cfg, "recipe", None) and len(data.train) < 5000:
+    if getattr(cfg, "recipe", None) and cfg.task == "classify" and len(data.train) < 5000:
         print(f"warning: --recipe {cfg.recipe} was tuned for Fashion-MNIST (60,000 images); "
               f"this training split has {len(data.train)}")
     note = precision_note(cfg.precision, device)

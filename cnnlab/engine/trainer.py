@@ -270,8 +270,9 @@ class Trainer:
                     continue
                 self.optimizer.zero_grad(set_to_none=True)
                 total.backward()
-                if cfg.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                if cfg.grad_clip:  # logged: the norm before clipping and whether this step was clipped
+                    norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                    out = dict(out, grad_norm=norm.detach(), clipped=(norm > cfg.grad_clip).float())
                 self.optimizer.step()
                 self.lr_trace.append((self.global_step, self.optimizer.param_groups[0]["lr"]))
                 self.scheduler.step()
