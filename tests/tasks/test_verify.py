@@ -1,0 +1,53 @@
+"""The verify task end to end on tiny data: run folder, plain summary keys, tau stored with the run."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cnnlab.cli.main import main
+from cnnlab.engine import checkpoint as ckpt
+
+FAST = ["--steps-per-epoch", "4", "--identities-per-batch", "4", "--images-per-identity", "4", "--epochs", "1",
+        "--quiet", "--no-tensorboard", "--threads", "1", "--model-arg", "width=4", "--embed-dim", "16"]
+
+
+def test_train_verify_digits_writes_plain_metrics(tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", "verify", "--data", "digits", "--limit-test", "200", *FAST, "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("eer", "auc", "tar_far1e-3", "tar_far1e-2", "oneshot_acc", "tau", "val_eer"):
+        assert isinstance(summary[key], float), key
+    assert summary["monitor"] == "eer" and summary["oneshot_way"] == 3.0
+    meta = ckpt.read_json(out / "checkpoints" / "best.json")
+    assert meta["test_identities"] == ["7", "8", "9"] and meta["metrics"]["tau"] == summary["tau"]
+    assert (out / "plots" / "roc-test.png").is_file()
+
+
+@pytest.mark.parametrize("loss", ["binary", "contrastive"])
+def test_other_losses_train(tmp_path, loss):
+    out = tmp_path / loss
+    assert main(["train", "verify", "--data", "digits", "--limit-test", "100", "--loss", loss, *FAST, "--out", str(out)]) == 0
+    assert 0 <= json.loads((out / "summary.json").read_text())["eer"] <= 1
+
+
+def test_a_folder_of_identities_works_the_same_way(tmp_path):
+    rng = np.random.default_rng(0)
+    root = tmp_path / "people"
+    for i in range(6):
+        (root / f"p{i}").mkdir(parents=True)
+        base = rng.integers(0, 255, (16, 16, 3))
+        for j in range(8):
+            img = np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)
+            Image.fromarray(img).save(root / f"p{i}" / f"{j}.png")
+    out = tmp_path / "run"
+    assert main(["train", "verify", "--data", str(root), "--holdout-fraction", "0.34", "--val-fraction", "0.25",
+                 *FAST, "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["oneshot_way"] == 2.0
+
+
+def test_bad_holdout_is_one_line(tmp_path, capsys):
+    assert main(["train", "verify", "--data", "digits", "--holdout-classes", "11", *FAST, "--out", str(tmp_path / "x")]) == 2
+    assert "holdout" in capsys.readouterr().err
