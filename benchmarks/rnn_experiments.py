@@ -63,12 +63,13 @@ def speed(cell: str, hidden: int, layers: int, batch: int = 64, bptt: int = 128)
     return batch * bptt / common.best_time(step, repeat=3, warmup=1)
 
 
-def gradients_experiment(root: Path, epochs: int, epoch_chars: int, hidden: int, seq: int) -> dict[str, Any]:
+def gradients_experiment(root: Path, epochs: int, epoch_chars: int, hidden: int, seq: int,
+                         args_lr: float = 4.0) -> dict[str, Any]:
     _, val_text, _ = load_texts("shakespeare")
-    result: dict[str, Any] = {"hidden": hidden, "sequence": seq, "runs": {}}
+    result: dict[str, Any] = {"hidden": hidden, "sequence": seq, "sgd_lr": args_lr, "runs": {}}
     for cell in ("rnn", "lstm"):
         run_dir, rows = charlm_run(root / f"grad-{cell}", cell=cell, layers=1, hidden=hidden, epochs=epochs,
-                                   epoch_chars=epoch_chars, lr=2e-3, grad_clip=1.0)
+                                   epoch_chars=epoch_chars, lr=3e-3, batch_size=16, grad_clip=1.0)
         task, trained, meta, _ = load_task(run_dir)
         vocab = Vocab(meta["vocab"])
         ids = vocab.encode(val_text[: 16 * (seq + 1)]).view(16, seq + 1)
@@ -81,13 +82,13 @@ def gradients_experiment(root: Path, epochs: int, epoch_chars: int, hidden: int,
                             "sigma_max_whh": largest_singular_value(model)}
         entry["val_loss"] = rows[-1]["val_loss"]
         result["runs"][cell] = entry
-    # exploding gradients: a vanilla RNN at a high learning rate, with and without clipping
+    # exploding gradients: a vanilla RNN trained by plain SGD at a high learning rate, with and without clipping
     for clip in (1.0, None):
         name = f"clip{clip}" if clip else "noclip"
         _, rows = charlm_run(root / f"explode-{name}", cell="rnn", layers=1, hidden=hidden, epochs=epochs,
-                             epoch_chars=epoch_chars, optimizer="sgd", lr=1.0, schedule="none", grad_clip=clip,
+                             epoch_chars=epoch_chars, optimizer="sgd", lr=args_lr, batch_size=16, schedule="none", grad_clip=clip,
                              skip_nonfinite=True)
-        result["runs"][f"rnn_sgd_lr1_{name}"] = {
+        result["runs"][f"rnn_sgd_{name}"] = {
             "val_loss": [r["val_loss"] for r in rows], "train_loss": [r["train_loss"] for r in rows],
             "clipped_fraction": [r.get("train_clipped") for r in rows], "grad_norm": [r.get("train_grad_norm") for r in rows],
             "skipped_batches": rows[-1]["skipped_batches"]}
@@ -131,12 +132,12 @@ def plot(report: dict[str, Any], folder: Path) -> None:
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
         ax = axes[1]
-        for name, color in (("rnn_sgd_lr1_clip1.0", "tab:green"), ("rnn_sgd_lr1_noclip", "tab:red")):
+        for name, color in (("rnn_sgd_clip1.0", "tab:green"), ("rnn_sgd_noclip", "tab:red")):
             e = g["runs"][name]
             ys = [v if v is not None and v == v else float("nan") for v in e["train_loss"]]
             ax.plot(range(1, len(ys) + 1), ys, marker="o", color=color,
-                    label=f"{'clip 1.0' if 'clip1' in name else 'no clipping'} (skipped non-finite batches: {e['skipped_batches']})")
-        ax.set(xlabel="epoch", ylabel="train loss (nats/char)", title="vanilla RNN, SGD lr 1.0")
+                    label=f"{'clip 1.0' if 'clip1' in name else 'no clipping'} (skipped non-finite batches: {int(e['skipped_batches'])})")
+        ax.set(xlabel="epoch", ylabel="train loss (nats/char)", title=f"vanilla RNN, SGD lr {g['sgd_lr']}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
         fig.tight_layout()
@@ -161,8 +162,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--experiments", nargs="+", default=["gradients", "cells"], choices=["gradients", "cells"])
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--grad-epochs", type=int, default=3)
-    p.add_argument("--grad-epoch-chars", type=int, default=300_000)
+    p.add_argument("--grad-epochs", type=int, default=4)
+    p.add_argument("--grad-epoch-chars", type=int, default=800_000)
+    p.add_argument("--sgd-lr", type=float, default=4.0, help="learning rate of the clipping comparison (default 4)")
     p.add_argument("--grad-hidden", type=int, default=128)
     p.add_argument("--seq", type=int, default=100, help="sequence length of the gradient-flow measurement")
     p.add_argument("--cells-seconds", type=float, default=120.0, help="training seconds per cell (default 120)")
@@ -176,7 +178,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     root = Path(args.out or tempfile.mkdtemp(prefix="rnn-exp-"))
     report: dict[str, Any] = {"benchmark": "rnn_experiments", "environment": common.environment()}
     if "gradients" in args.experiments:
-        report["gradients"] = gradients_experiment(root, args.grad_epochs, args.grad_epoch_chars, args.grad_hidden, args.seq)
+        report["gradients"] = gradients_experiment(root, args.grad_epochs, args.grad_epoch_chars, args.grad_hidden, args.seq,
+                                                   args.sgd_lr)
     if "cells" in args.experiments:
         report["cells"] = cells_experiment(root, args.cells_seconds, args.cells_params, args.cells_layers)
     report = common.to_jsonable(report)
