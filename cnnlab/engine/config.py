@@ -75,6 +75,11 @@ class OptimConfig:
     """The optimizer, its schedule and the penalties of the loss."""
 
     epochs: int = opt(10, "number of passes over the training set", group="optimization", min=1)
+    time_budget: float | None = opt(None, "train for this many seconds of training time (evaluation not counted): the "
+                                    "schedule follows the clock instead of the step count and the epoch in progress "
+                                    "ends when time is up; --epochs becomes an upper bound (not bit-reproducible: "
+                                    "how far it gets depends on the machine)", group="optimization", min=0,
+                                    min_open=True)
     batch_size: int = opt(64, "images per step", group="optimization", min=1)
     optimizer: str = opt("nesterov", "sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw, lbfgs (full batch)",
                          group="optimization", choices=OPTIMIZERS)

@@ -89,8 +89,18 @@ def lr_multiplier(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], flo
     return f
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_multiplier(cfg, steps_per_epoch))
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int,
+                    elapsed: Callable[[], float] | None = None) -> torch.optim.lr_scheduler.LambdaLR:
+    """The schedule per step; with ``cfg.time_budget`` (and ``elapsed``, training seconds so far) it follows the clock:
+    the fraction of the budget spent is mapped onto the step count the epochs would have had, so every schedule
+    (warm-up, cosine, step, ...) keeps its shape over the budget. Whichever runs out first, the budget or the
+    epochs (an upper bound then), ends the schedule."""
+    f = lr_multiplier(cfg, steps_per_epoch)
+    if cfg.time_budget and elapsed is not None:
+        total = max(1, cfg.epochs * steps_per_epoch)
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: f(max(step, min(1.0, elapsed() / cfg.time_budget) * total)))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, f)
 
 
 def weight_penalty(model: nn.Module, l1: float) -> torch.Tensor | None:

@@ -72,14 +72,14 @@ class Trainer:
         if self.steps_per_epoch < 1:
             raise TrainingError("the training split gives no batch; lower --batch-size or add training data")
         self.optimizer = build_optimizer(model, cfg)
-        self.scheduler = build_scheduler(self.optimizer, cfg, self.steps_per_epoch)
+        self.train_seconds = 0.0  # before the scheduler: with --time-budget it reads the clock
+        self.scheduler = build_scheduler(self.optimizer, cfg, self.steps_per_epoch, elapsed=lambda: self.train_seconds)
         self.ema = EMA(model, cfg.ema) if cfg.ema > 0 else None
         self.logger = RunLogger(self.run_dir, tensorboard=cfg.tensorboard)
         self.on_epoch_end = on_epoch_end
         self.epoch = 0
         self.step_in_epoch = 0
         self.global_step = 0
-        self.train_seconds = 0.0
         self.skipped = 0
         self.best_score = -math.inf
         self.best_metrics: dict[str, Any] = {}
@@ -170,7 +170,7 @@ class Trainer:
         restore = self._install_signal_handlers()
         session_end = self.epoch + self.cfg.stop_after if self.cfg.stop_after else None
         try:
-            while self.epoch < self.cfg.epochs:
+            while self.epoch < self.cfg.epochs and not self.out_of_time():
                 completed = self._train_epoch()
                 if not completed:
                     self.save(self.best_metrics, is_best=False, interrupted=True)
@@ -192,12 +192,17 @@ class Trainer:
                 self._print_epoch(row, is_best)
                 if self.on_epoch_end is not None:
                     self.on_epoch_end(self.epoch, metrics)
+                if self.out_of_time():
+                    break  # --time-budget spent: this (possibly shortened) epoch was the last
                 if self._stop or (self.epoch == session_end and self.epoch < self.cfg.epochs):
                     return self._result("interrupted")  # the epoch is saved: stop here, resumable
             return self._result("finished")
         finally:
             restore()
             self.logger.close()
+
+    def out_of_time(self) -> bool:
+        return bool(self.cfg.time_budget) and self.train_seconds >= self.cfg.time_budget
 
     def _score(self, metrics: dict[str, Any]) -> float:
         """The monitored metric as a number where larger is better (-inf when absent or not finite)."""
@@ -222,6 +227,8 @@ class Trainer:
         for key in dict.fromkeys(("loss", self.monitor)):
             if row.get(f"val_{key}") is not None:
                 parts.append(f"val_{key} {_fmt(row[f'val_{key}'])}")
+        if self.cfg.time_budget:
+            parts.append(f"({max(0.0, self.cfg.time_budget - self.train_seconds):.0f} s of the time budget left)")
         if row.get("val_loss") is None and self.eval_loader is None:
             parts.append("(no validation split: the last epoch is kept)")
         elif is_best:
@@ -275,14 +282,14 @@ class Trainer:
                     out = dict(out, grad_norm=norm.detach(), clipped=(norm > cfg.grad_clip).float())
                 self.optimizer.step()
                 self.lr_trace.append((self.global_step, self.optimizer.param_groups[0]["lr"]))
-                self.scheduler.step()
                 if self.ema is not None:
                     self.ema.update(self.model)
+                now = time.perf_counter()
+                self.train_seconds += now - t_step  # before the scheduler: with --time-budget it reads this clock
+                t_step = now
+                self.scheduler.step()
                 self.global_step += 1
                 self.step_in_epoch = i + 1
-                now = time.perf_counter()
-                self.train_seconds += now - t_step
-                t_step = now
                 n = self.task.batch_size(batch)
                 self._accumulate(out, n)
                 seen_now += n
@@ -292,6 +299,8 @@ class Trainer:
                 if self._stop:
                     self.epoch_seconds_so_far += time.perf_counter() - t_epoch
                     return False
+                if self.out_of_time():
+                    break  # the epoch ends here; fit() evaluates it and stops
         self._epoch_stats = {f"train_{k}": v / max(1, self.running_n) for k, v in self.running.items()}
         self._epoch_stats.update(epoch_seconds=self.epoch_seconds_so_far + time.perf_counter() - t_epoch,
                                  images=self.running_n)
