@@ -45,9 +45,12 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from cnnlab.data.coco import ImageRecord, write_coco_captions, write_coco_instances, write_coco_keypoints
+from cnnlab.data.scene_captions import SHAPE_PLURALS, make_captions  # noqa: F401 (SHAPE_PLURALS re-exported)
+from cnnlab.data.scene_sources import (SHAPES, SHAPES10, TEXTURES, Backgrounds, ItemPool,  # noqa: F401 (re-exported)
+                                       ShapePool, Sprite, _item_colour, add_clutter, draw_polygon, draw_shape)
 from cnnlab.errors import DataError
 
 KINDS = ("localize", "detect", "segment", "keypoints", "caption")
@@ -55,9 +58,6 @@ OBJECT_SETS = ("fashion", "fashion10", "digits", "shapes", "shapes10")
 FORMATS = ("coco", "voc", "yolo")
 SPLITS = ("train", "val", "test")
 
-SHAPES = ("circle", "square", "triangle", "star", "cross")
-SHAPES10 = SHAPES + ("ring", "crescent", "heart", "arrow", "diamond")
-SHAPE_PLURALS = {"circle": "circles", "square": "squares", "triangle": "triangles", "star": "stars", "cross": "crosses"}
 FASHION10 = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot")
 FASHION7 = ("top", "trouser", "dress", "sandal", "sneaker", "bag", "boot")
 FASHION_TO_7 = (0, 1, 0, 2, 0, 3, 0, 4, 5, 6)  # Fashion-MNIST label -> FASHION7 index
@@ -66,8 +66,6 @@ QUAD_POINTS = ("top_left", "top_right", "bottom_right", "bottom_left")
 QUAD_SKELETON = [(0, 1), (1, 2), (2, 3), (3, 0)]
 COLOURS = {"red": (0.85, 0.12, 0.1), "green": (0.15, 0.7, 0.15), "blue": (0.15, 0.3, 0.95), "yellow": (0.97, 0.86, 0.1),
            "white": (0.97, 0.97, 0.97), "black": (0.04, 0.04, 0.04), "purple": (0.6, 0.15, 0.75), "orange": (1.0, 0.55, 0.05)}
-TEXTURES = ("brick", "grass", "gravel", "camera", "moon", "coins", "cell", "astronaut", "coffee", "chelsea", "rocket",
-            "immunohistochemistry", "hubble_deep_field")
 CAPTION_TEXTURES = {"brick": "bricks", "grass": "grass", "gravel": "gravel"}
 
 # kind -> (image size, object set, min size, max size, max objects, formats)
@@ -144,117 +142,6 @@ def class_names(kind: str, objects: str) -> tuple[str, ...]:
     return {"fashion": FASHION7, "fashion10": FASHION10, "digits": DIGITS, "shapes": SHAPES, "shapes10": SHAPES10}[objects]
 
 
-# ---------------------------------------------------------------------------- object sources
-@dataclass
-class Sprite:
-    """An object before it is pasted: grey shading (h, w) in 0..1, alpha (h, w) in 0..1, label."""
-
-    shade: np.ndarray
-    alpha: np.ndarray
-    label: int
-
-
-class ItemPool:
-    """Greyscale items with a background of 0 (Fashion-MNIST, digits): sprites at any size, cropped to the item."""
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray):
-        if len(images) == 0:
-            raise DataError("no objects to paste in this split; use more source images")
-        self.images, self.labels = images, labels
-
-    def sample(self, rng: np.random.Generator, size: int) -> Sprite:
-        i = int(rng.integers(len(self.images)))
-        g = self.images[i].astype(np.float32) / 255.0  # (28, 28)
-        ys, xs = np.nonzero(g > 0.05)
-        if len(ys) == 0:
-            return self.sample(rng, size)
-        g = g[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
-        alpha = _fill_holes(g > 0.05).astype(np.float32)
-        scale = size / max(g.shape)
-        hw = (max(2, round(g.shape[1] * scale)), max(2, round(g.shape[0] * scale)))
-        shade = _resize(g / max(float(g.max()), 1e-6), hw)
-        return Sprite(0.55 + 0.45 * shade, np.clip(_resize(alpha, hw), 0, 1), int(self.labels[i]))
-
-
-class ShapePool:
-    """Shapes drawn at the size asked, antialiased (4x supersampled), lightly rotated."""
-
-    def __init__(self, names: Sequence[str] = SHAPES):
-        self.names = tuple(names)
-
-    def sample(self, rng: np.random.Generator, size: int) -> Sprite:
-        label = int(rng.integers(len(self.names)))
-        alpha = draw_shape(self.names[label], size, rng)
-        shade = 0.85 + 0.15 * rng.random((size, size)).astype(np.float32)
-        return Sprite(shade, alpha, label)
-
-
-def draw_shape(name: str, size: int, rng: np.random.Generator) -> np.ndarray:
-    """Antialiased coverage (size, size) of a shape; ring and crescent are one disc minus another."""
-    if name in ("ring", "crescent"):
-        outer = shape_polygon("circle", size, rng)  # draws the turn, as every shape does
-        r = size / 2
-        inner = (outer - r) * (0.55 if name == "ring" else 0.8) + r
-        if name == "crescent":
-            turn = float(rng.uniform(0, 2 * np.pi))
-            inner = inner + 0.42 * r * np.array([math.cos(turn), math.sin(turn)])
-        return np.clip(draw_polygon(outer, size, size) - draw_polygon(inner, size, size), 0, 1)
-    return draw_polygon(shape_polygon(name, size, rng), size, size)
-
-
-def shape_polygon(name: str, size: int, rng: np.random.Generator) -> np.ndarray:
-    """Vertices (V, 2) x, y of a shape filling a size x size box (a circle is a 64-gon)."""
-    r = size / 2
-    turn = float(rng.uniform(-0.35, 0.35))
-    if name == "circle":
-        t = np.linspace(0, 2 * np.pi, 64, endpoint=False)
-        pts = np.stack([np.cos(t), np.sin(t)], 1)
-    elif name == "square":
-        pts = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], dtype=np.float64) * 0.72
-    elif name == "triangle":
-        t = -np.pi / 2 + np.arange(3) * 2 * np.pi / 3
-        pts = np.stack([np.cos(t), np.sin(t) + 0.2], 1)
-    elif name == "star":
-        t = -np.pi / 2 + np.arange(10) * np.pi / 5
-        rad = np.where(np.arange(10) % 2 == 0, 1.0, 0.45)
-        pts = np.stack([np.cos(t) * rad, np.sin(t) * rad + 0.08], 1)
-    elif name == "cross":
-        a, b = 0.3, 0.95
-        pts = np.array([[-a, -b], [a, -b], [a, -a], [b, -a], [b, a], [a, a], [a, b], [-a, b], [-a, a], [-b, a], [-b, -a],
-                        [-a, -a]], dtype=np.float64)
-    elif name == "heart":
-        t = np.linspace(0, 2 * np.pi, 64, endpoint=False)
-        x, y = 16 * np.sin(t) ** 3, -(13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t))
-        pts = np.stack([x / 17, (y + 2.5) / 15], 1)
-    elif name == "arrow":
-        pts = np.array([[-1, -0.25], [0.15, -0.25], [0.15, -0.7], [1, 0], [0.15, 0.7], [0.15, 0.25], [-1, 0.25]],
-                       dtype=np.float64)
-    elif name == "diamond":
-        pts = np.array([[0, -1], [0.6, 0], [0, 1], [-0.6, 0]], dtype=np.float64)
-    else:
-        raise DataError(f"unknown shape {name!r}; choose one of {', '.join(SHAPES10)}")
-    c, s = math.cos(turn), math.sin(turn)
-    pts = pts @ np.array([[c, s], [-s, c]])
-    return (pts * 0.98 + 1) * r
-
-
-def draw_polygon(points: np.ndarray, width: int, height: int, supersample: int = 4) -> np.ndarray:
-    """Antialiased coverage (height, width) in 0..1 of a polygon given in pixel-edge coordinates."""
-    big = Image.new("L", (width * supersample, height * supersample), 0)
-    ImageDraw.Draw(big).polygon([(float(x) * supersample, float(y) * supersample) for x, y in points], fill=255)
-    return np.asarray(big.resize((width, height), Image.BOX), dtype=np.float32) / 255.0
-
-
-def _fill_holes(mask: np.ndarray) -> np.ndarray:
-    from scipy.ndimage import binary_fill_holes
-
-    return binary_fill_holes(mask)
-
-
-def _resize(a: np.ndarray, wh: tuple[int, int]) -> np.ndarray:
-    return np.asarray(Image.fromarray(a.astype(np.float32), mode="F").resize(wh, Image.BILINEAR), dtype=np.float32)
-
-
 def object_pools(spec: SceneSpec) -> dict[str, Any]:
     """split -> the pool its objects come from (disjoint items per split)."""
     if spec.objects in ("shapes", "shapes10"):
@@ -276,70 +163,6 @@ def object_pools(spec: SceneSpec) -> dict[str, Any]:
         ytr, yte = to7[ytr], to7[yte]
     half = len(xte) // 2
     return {"train": ItemPool(xtr, ytr), "val": ItemPool(xte[:half], yte[:half]), "test": ItemPool(xte[half:], yte[half:])}
-
-
-# ---------------------------------------------------------------------------- backgrounds and clutter
-class Backgrounds:
-    """Crops of scikit-image's textures and photos, rescaled in luminance and tinted."""
-
-    def __init__(self, names: Sequence[str] = TEXTURES):
-        import skimage.data
-
-        self.names = list(names)
-        self.images = []
-        for n in self.names:
-            a = np.asarray(getattr(skimage.data, n)(), dtype=np.float32) / 255.0
-            self.images.append(a if a.ndim == 2 else a[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32))
-
-    def sample(self, rng: np.random.Generator, size: int, lum: tuple[float, float], saturation: float = 0.5):
-        """(size, size, 3) float in 0..1 with luminance within ``lum``, and the texture's name."""
-        k = int(rng.integers(len(self.images)))
-        src = self.images[k]
-        side = int(rng.uniform(0.25, 1.0) * min(src.shape))
-        side = max(8, min(side, *src.shape))
-        y, x = int(rng.integers(src.shape[0] - side + 1)), int(rng.integers(src.shape[1] - side + 1))
-        crop = _resize(src[y:y + side, x:x + side], (size, size))
-        if rng.random() < 0.5:
-            crop = crop[:, ::-1]
-        lo, hi = np.percentile(crop, (2, 98))
-        crop = np.clip((crop - lo) / max(hi - lo, 1e-3), 0, 1)
-        grey = lum[0] + (lum[1] - lum[0]) * crop
-        tint = _random_tint(rng, saturation)
-        return np.clip(grey[..., None] * tint[None, None, :] / tint.mean(), 0, 1), self.names[k]
-
-
-def _random_tint(rng: np.random.Generator, saturation: float) -> np.ndarray:
-    import colorsys
-
-    return np.asarray(colorsys.hsv_to_rgb(float(rng.random()), float(rng.uniform(0, saturation)), 1.0), dtype=np.float32)
-
-
-def _item_colour(rng: np.random.Generator, dark: bool) -> np.ndarray:
-    """An object colour of luminance far from a light (dark=True) or dark background."""
-    import colorsys
-
-    v = rng.uniform(0.12, 0.38) if dark else rng.uniform(0.8, 1.0)
-    rgb = np.asarray(colorsys.hsv_to_rgb(float(rng.random()), float(rng.uniform(0, 0.8)), 1.0), dtype=np.float32)
-    return rgb * v / max(float(rgb @ np.array([0.299, 0.587, 0.114])), 0.25) * (0.8 if dark else 1.0)
-
-
-def add_clutter(canvas: np.ndarray, rng: np.random.Generator, count: int, longest: int) -> None:
-    """Strokes and dots, none longer than ``longest`` pixels, drawn into the (H, W, 3) canvas."""
-    h, w = canvas.shape[:2]
-    for _ in range(count):
-        layer = Image.new("L", (w * 2, h * 2), 0)
-        d = ImageDraw.Draw(layer)
-        x, y = rng.uniform(0, w), rng.uniform(0, h)
-        if rng.random() < 0.5:
-            length, angle = rng.uniform(3, max(4, longest)), rng.uniform(0, np.pi)
-            dx, dy = math.cos(angle) * length, math.sin(angle) * length
-            d.line([(2 * x, 2 * y), (2 * (x + dx), 2 * (y + dy))], fill=255, width=int(rng.integers(1, 4)))
-        else:
-            r = rng.uniform(1, max(1.5, longest / 5))
-            d.ellipse([2 * (x - r), 2 * (y - r), 2 * (x + r), 2 * (y + r)], fill=255)
-        alpha = np.asarray(layer.resize((w, h), Image.BOX), dtype=np.float32)[..., None] / 255.0
-        colour = np.asarray(_random_tint(rng, 1.0) * rng.uniform(0.1, 1.0), dtype=np.float32)
-        canvas[:] = canvas * (1 - alpha * 0.8) + colour * alpha * 0.8
 
 
 # ---------------------------------------------------------------------------- one scene
@@ -453,50 +276,6 @@ def _quad_scene(spec: SceneSpec, canvas: np.ndarray, backgrounds: Backgrounds, r
 
 def _to_uint8(canvas: np.ndarray) -> np.ndarray:
     return np.rint(np.clip(canvas, 0, 1) * 255).astype(np.uint8)
-
-
-# ---------------------------------------------------------------------------- captions
-NUMBERS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five"}
-
-
-def _where(x: float, y: float, size: int) -> str:
-    v = "top" if y < size / 3 else "bottom" if y > 2 * size / 3 else ""
-    h = "left" if x < size / 3 else "right" if x > 2 * size / 3 else ""
-    return f"{v} {h}".strip() or "centre"
-
-
-def _relation(a: tuple[float, float], b: tuple[float, float]) -> str:
-    dx, dy = b[0] - a[0], b[1] - a[1]
-    if abs(dx) >= abs(dy):
-        return "to the left of" if dx > 0 else "to the right of"
-    return "above" if dy > 0 else "below"
-
-
-def _a(phrase: str) -> str:
-    return ("an " if phrase[0] in "aeiou" else "a ") + phrase
-
-
-def make_captions(shapes: Sequence[str], colours: Sequence[str], centres, size: int, texture: str,
-                  rng: np.random.Generator, count: int = 5) -> list[str]:
-    """``count`` different true sentences about the shapes, their colours, places and the background."""
-    things = [f"{c} {s}" for c, s in zip(colours, shapes)]
-    n = len(things)
-    cands: list[str] = []
-    if n == 1:
-        t, (x, y) = things[0], centres[0]
-        cands += [f"{_a(t)} on {texture}", _a(t), f"one {t} on a {texture} background", f"a {shapes[0]} that is {colours[0]}",
-                  f"{_a(t)} in the {_where(x, y, size)} of the picture", f"a single {shapes[0]} on {texture}"]
-    else:
-        listing = ", ".join(_a(t) for t in things[:-1]) + f" and {_a(things[-1])}"
-        cands += [f"{listing} on {texture}", f"{NUMBERS[n]} shapes on {texture}", listing,
-                  f"{_a(things[0])} {_relation(centres[0], centres[1])} {_a(things[1])}",
-                  f"{_a(things[1])} {_relation(centres[1], centres[0])} {_a(things[0])}",
-                  f"{NUMBERS[n]} shapes on a {texture} background: {listing}"]
-        kinds = {s: shapes.count(s) for s in shapes}
-        cands += [f"{NUMBERS[k]} {SHAPE_PLURALS[s] if k > 1 else s}" + (" on " + texture if k == n else "")
-                  for s, k in kinds.items() if k > 1]
-    order = rng.permutation(len(cands))
-    return [cands[i] for i in order[:count]]
 
 
 # ---------------------------------------------------------------------------- a whole set
