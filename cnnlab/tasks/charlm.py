@@ -30,7 +30,7 @@ from cnnlab.tasks.base import DataBundle, Evaluator, Task
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
 
-# Named recipes (--recipe): measured on a 2-core AVX2 laptop-class CPU, see docs/sequences.md.
+# Named recipes (--recipe): measured on 2 cores (Intel Xeon with AVX-512, and AMD EPYC), see docs/sequences.md.
 RECIPES: dict[str, dict[str, Any]] = {
     # 5 minutes of training (--time-budget 290: the cosine follows the clock, so a slower machine sees fewer
     # characters and still stops in time): a 2-layer LSTM of 256 that takes many small steps. 8 streams of 128

@@ -102,3 +102,19 @@ def test_explain_cells_writes_heatmaps(run, tmp_path, capsys):
     assert all(-1 <= f["r"] <= 1 for f in found.values())
     assert (tmp_path / "cells" / "inside_quotes.png").stat().st_size > 1000
     assert "<span" in (tmp_path / "cells" / "inside_quotes.html").read_text()
+
+
+@pytest.mark.parametrize("name", ["fast", "best"])
+def test_named_recipes_are_valid_and_flags_override_them(name):
+    from cnnlab.tasks.charlm import RECIPES, CharLMConfig
+
+    from cnnlab.cli.main import build_parser
+    from cnnlab.cli.train import config_from_args
+
+    cfg = CharLMConfig(task="charlm", recipe=name, **RECIPES[name]).validate()
+    assert cfg.time_budget and cfg.time_budget < (300 if name == "fast" else 1200)  # training time within the goal
+    assert cfg.epochs * cfg.epoch_chars >= 8_000_000  # the budget, not the epochs, ends training on 2 cores
+    args = build_parser().parse_args(["train", "charlm", "--recipe", name, "--hidden", "32"])
+    typed = config_from_args(args)
+    assert typed.hidden == 32 and typed.time_budget == RECIPES[name]["time_budget"]
+    assert typed.lr == RECIPES[name]["lr"] and typed.batch_size == RECIPES[name]["batch_size"]
