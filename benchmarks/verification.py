@@ -3,9 +3,9 @@
 The course's claim: random triplets are too easy (their loss is already 0), so they teach little.
 Each variant trains the same encoder (the verify task's defaults) for the same wall-clock budget;
 every ``--eval-every`` seconds the held-out identities (never trained on) are scored: EER over all
-their pairs, and the fraction of the batch's mined triplets with a non-zero loss ("active").
-For every variant the active fraction is also measured on random triplets of the same batch, so
-the curves compare like with like.
+their pairs, and the fraction of the batch's mined triplets with a non-zero triplet loss
+("active", alpha 0.2, averaged over the steps since the last evaluation; for the binary variant,
+of its batch-hard triplets).
 
     python benchmarks/verification.py --data digits --seconds 60
 Prints JSON, writes benchmarks/results/verification.json and docs/images/verification_mining.png.

@@ -61,6 +61,8 @@ class VerifyConfig(TrainConfig):
                       "et al.)", group="optimization", choices=MINING)
     margin: float | None = opt(None, "alpha of the triplet loss (default 0.2) / m of the contrastive loss "
                                "(default 1.0)", group="optimization", min=0)
+    soft_margin: bool = opt(False, "triplet: Hermans et al.'s soft margin ln(1 + exp(d_ap - d_an)) instead of the "
+                            "hinge with alpha (keeps pulling after the margin is met)", group="optimization")
     head: str = opt("l1", "pairwise head of --loss binary: l1 (|f_i - f_j|) or chi2", group="model",
                     choices=("l1", "chi2"))
     identities_per_batch: int = opt(8, "P: identities per batch (capped at the number of training identities)",
@@ -196,7 +198,8 @@ class Verify(Task):
         emb = model(batch["images"])  # (B, D)
         ids = batch["identities"]
         if self.cfg.loss == "triplet":
-            loss, active = mined_triplet_loss(emb, ids, self.cfg.margin, self.cfg.mining)
+            loss, active = mined_triplet_loss(emb, ids, self.cfg.margin, self.cfg.mining,
+                                              soft=self.cfg.soft_margin)
             return {"loss": loss, "active": active}
         if self.cfg.loss == "contrastive":
             return {"loss": contrastive_loss(emb, ids, self.cfg.margin)}

@@ -25,10 +25,12 @@ def test_train_verify_digits_writes_plain_metrics(tmp_path):
     assert (out / "plots" / "roc-test.png").is_file()
 
 
-@pytest.mark.parametrize("loss", ["binary", "contrastive"])
+@pytest.mark.parametrize("loss", ["binary", "contrastive", "soft-margin triplet"])
 def test_other_losses_train(tmp_path, loss):
-    out = tmp_path / loss
-    assert main(["train", "verify", "--data", "digits", "--limit-test", "100", "--loss", loss, *FAST, "--out", str(out)]) == 0
+    out = tmp_path / loss.replace(" ", "_")
+    flags = ["--soft-margin"] if loss == "soft-margin triplet" else ["--loss", loss]
+    assert main(["train", "verify", "--data", "digits", "--limit-test", "100", *flags, *FAST, "--out", str(out)]) == 0
+    assert json.loads((out / "config.json").read_text())["soft_margin"] == (loss == "soft-margin triplet")
     assert 0 <= json.loads((out / "summary.json").read_text())["eer"] <= 1
 
 

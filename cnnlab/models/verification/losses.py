@@ -8,6 +8,8 @@ Random triplets are mostly too easy (their loss is already 0), so triplets are m
     semihard   every anchor-positive pair with FaceNet's semi-hard negative: the nearest negative
                farther than the positive (d(A,P) < d(A,N)); where there is none, the farthest negative;
     batchhard  one triplet per anchor: its farthest positive and its nearest negative (Hermans et al. 2017).
+``soft=True`` replaces the hinge max(x + alpha, 0) by Hermans et al.'s soft margin ln(1 + exp(x)),
+x = d(A,P) - d(A,N): it never reaches 0, so it keeps pulling positives in after the margin is met.
 """
 
 from __future__ import annotations
@@ -65,15 +67,20 @@ def mine_triplets(dist: torch.Tensor, labels: torch.Tensor, strategy: str, gener
 
 
 def mined_triplet_loss(emb: torch.Tensor, labels: torch.Tensor, margin: float = 0.2, strategy: str = "batchhard",
-                       generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mean loss over the mined triplets, fraction of them with a non-zero loss) for a batch (B, D)."""
+                       generator: torch.Generator | None = None, soft: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean loss over the mined triplets, fraction of them active) for a batch (B, D).
+
+    Active: a non-zero hinge loss, i.e. d(A,P) - d(A,N) + margin > 0 (with ``soft`` too, where the
+    loss itself is never 0 and the margin only defines what counts as active)."""
     dist = pairwise_sq_distances(emb)
     a, p, n = mine_triplets(dist, labels, strategy, generator)
     if len(a) == 0:
         zero = emb.sum() * 0
         return zero, zero.detach()
-    losses = F.relu(dist[a, p] - dist[a, n] + margin)  # (T,)
-    return losses.mean(), (losses.detach() > 0).float().mean()
+    x = dist[a, p] - dist[a, n]  # (T,)
+    active = ((x.detach() + margin) > 0).float().mean()
+    losses = F.softplus(x) if soft else F.relu(x + margin)
+    return losses.mean(), active
 
 
 def contrastive_loss(emb: torch.Tensor, labels: torch.Tensor, margin: float = 1.0) -> torch.Tensor:

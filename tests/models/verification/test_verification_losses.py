@@ -35,6 +35,25 @@ def test_batchhard_mining_hand_computed():
     assert float(loss) == pytest.approx((0.95 + 6.2) / 4) and float(active) == pytest.approx(0.5)
 
 
+def test_soft_margin_batchhard_hand_computed():
+    import math
+
+    loss, active = mined_triplet_loss(X, Y, margin=0.2, strategy="batchhard", soft=True)
+    # the same batch-hard triplets; x = d_ap - d_an: 1 - 2.25, 1 - 0.25, 6.25 - 0.25, 6.25 - 9
+    xs = [-1.25, 0.75, 6.0, -2.75]
+    assert float(loss) == pytest.approx(sum(math.log1p(math.exp(x)) for x in xs) / 4)
+    assert float(active) == pytest.approx(0.5)  # x + 0.2 > 0 for two of the four, as with the hinge
+    # a batch where every hinge is satisfied: no gradient from the hinge, still a pull from the soft margin
+    grads = []
+    for soft in (False, True):
+        X2 = torch.tensor([[0.0], [0.1], [3.0], [3.1]], requires_grad=True)
+        loss, active = mined_triplet_loss(X2, Y, 0.2, "batchhard", soft=soft)
+        loss.backward()
+        grads.append(float(X2.grad.abs().sum()))
+        assert float(active) == 0.0
+    assert grads[0] == 0.0 and grads[1] > 0
+
+
 def test_semihard_mining_hand_computed():
     a, p, n = mine_triplets(pairwise_sq_distances(X), Y, "semihard")
     # pairs (0,1),(1,0),(2,3),(3,2). (0,1): d_ap=1, negatives 2 (2.25), 3 (16): nearest farther -> 2
