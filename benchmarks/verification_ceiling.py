@@ -103,27 +103,30 @@ def encode(net: EmbeddingNet, x: torch.Tensor) -> torch.Tensor:
     return torch.cat([net((x[b:b + 500].float() / 255 - mean) / std) for b in range(0, len(x), 500)])
 
 
-def probe_margin(data: str, steps: int, seeds: int) -> dict[str, dict]:
-    s = identity_splits(data, val_fraction=0.0, limit_test=1500)
+def hinge_vs_soft(x: torch.Tensor, y: torch.Tensor, x_te: torch.Tensor, y_te: torch.Tensor, steps: int,
+                  seeds: int, name: str) -> dict[str, dict]:
+    """Train on (x, y) with the hinge and with the soft margin, ``seeds`` runs each; EER on (x_te, y_te)."""
     out = {}
     for soft in (False, True):
-        runs = [score(encode(train_encoder(s.train.images, s.train.labels, steps, soft, seed), s.test.images),
-                      s.test.labels)["eer"] for seed in range(seeds)]
-        out["soft_margin" if soft else "hinge_0.2"] = {"eer": runs, "mean": round(statistics.mean(runs), 4)}
+        key = "soft_margin" if soft else "hinge_0.2"
+        runs = []
+        for seed in range(seeds):
+            runs.append(score(encode(train_encoder(x, y, steps, soft, seed), x_te), y_te)["eer"])
+            print(f"{name} {key} seed {seed}: eer {runs[-1]:.4f}", file=sys.stderr, flush=True)
+        out[key] = {"eer": runs, "mean": round(statistics.mean(runs), 4), "test_images": len(y_te)}
     return out
+
+
+def probe_margin(data: str, steps: int, seeds: int) -> dict[str, dict]:
+    s = identity_splits(data, val_fraction=0.0, limit_test=1500)
+    return hinge_vs_soft(s.train.images, s.train.labels, s.test.images, s.test.labels, steps, seeds, "margin")
 
 
 def probe_seen(data: str, steps: int, seeds: int) -> dict[str, dict]:
     d = load_classification_data(data, None, val_fraction=0.0, in_memory=True, seed=0)
     keep = torch.isin(d.test.labels, torch.tensor(HELD))
-    x_te, y_te = d.test.images[keep][:1500], d.test.labels[keep][:1500]
-    out = {}
-    for soft in (False, True):
-        runs = [score(encode(train_encoder(d.train.images, d.train.labels, steps, soft, seed), x_te), y_te)["eer"]
-                for seed in range(seeds)]
-        out["soft_margin" if soft else "hinge_0.2"] = {"eer": runs, "mean": round(statistics.mean(runs), 4),
-                                                       "test_images": len(y_te)}
-    return out
+    return hinge_vs_soft(d.train.images, d.train.labels, d.test.images[keep][:1500], d.test.labels[keep][:1500],
+                         steps, seeds, "seen")
 
 
 def main() -> None:
