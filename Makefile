@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.cnnlab-installed
 FMNIST  := /usr/share/datasets/fashion-mnist
 
-.PHONY: install demo test test-fast data bench clean
+.PHONY: install demo test test-fast data browser bench clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -38,10 +38,20 @@ data:
 	  echo "note: could not install dataset-fashion-mnist; the demo will use the embedded digits fallback"; \
 	else echo "note: apt-get is not usable here; the demo will use the embedded digits fallback"; fi
 
+# Chromium and its driver for the browser test of `cnnlab serve` (Debian packages; the test skips without them)
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing chromium and chromium-driver (Debian) for the browser test"; \
+	  (apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+	   (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium chromium-driver >/dev/null 2>&1)) || \
+	  echo "note: could not install chromium; the browser test will be skipped"; \
+	else echo "note: no chromium and apt-get is not usable here; the browser test will be skipped"; fi
+
 demo: $(STAMP) data
 	$(BIN)/cnnlab demo
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q tests
 
 test-fast: $(STAMP)

@@ -231,22 +231,26 @@ def _predict_pretrained(args: argparse.Namespace) -> int:
 
 def predict_pretrained(model_name: str, weights: str, paths, topk: int = 5) -> list[dict]:
     """Top-k classes of a pretrained model (ImageNet preprocessing and class names travel with the weights)."""
-    import torch
-
-    from cnnlab.data.images import load_image
     from cnnlab.models import create_model
-    from cnnlab.models.pretrained import imagenet_preprocess, pretrained_meta
+    from cnnlab.models.pretrained import pretrained_meta
 
     classes = pretrained_meta(model_name, weights)["classes"]
     model = create_model(model_name, num_classes=len(classes), weights=weights).eval()
-    rows = []
-    for path in paths:
-        x = imagenet_preprocess(load_image(path, channels=3))[None]  # (1, 3, 224, 224)
-        with torch.no_grad():
-            probs = model(x).softmax(1)[0]
-        p, idx = probs.topk(min(topk, len(classes)))
-        rows.append({"image": str(path), "top": [{"class": classes[int(i)], "prob": round(float(q), 6)} for q, i in zip(p, idx)]})
-    return rows
+    return [predict_pretrained_loaded(model, classes, path, topk) for path in paths]
+
+
+def predict_pretrained_loaded(model, classes: list[str], path, topk: int = 5) -> dict:
+    """One image's top-k row from an ImageNet model already in memory (what `cnnlab serve` calls per request)."""
+    import torch
+
+    from cnnlab.data.images import load_image
+    from cnnlab.models.pretrained import imagenet_preprocess
+
+    x = imagenet_preprocess(load_image(path, channels=3))[None]  # (1, 3, 224, 224)
+    with torch.no_grad():
+        probs = model(x).softmax(1)[0]
+    p, idx = probs.topk(min(topk, len(classes)))
+    return {"image": str(path), "top": [{"class": classes[int(i)], "prob": round(float(q), 6)} for q, i in zip(p, idx)]}
 
 
 def _print_row(row: dict, as_json: bool) -> None:
