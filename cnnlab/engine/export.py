@@ -113,7 +113,7 @@ def prepare_run(run_dir: str | Path, which: str = "best") -> tuple[nn.Module, tu
         module = _Flat(model).eval()
         example = (_example_images(2, chans, h, w),)
         info["inputs"] = [{"name": "images", "shape": ["batch", chans, h, w], "dtype": "float32"}]
-        info["preprocessing"] = _preprocessing(meta, chans, h, w)
+        info["preprocessing"] = _preprocessing(meta, chans, h, w, task.name)
         if getattr(task.cfg, "backbone", None):
             info["backbone"] = task.cfg.backbone
         for key in ("classes", "category_ids", "detector", "anchors", "strides", "num_classes", "embed_dim"):
@@ -148,11 +148,15 @@ def _example_images(b: int, c: int, h: int, w: int, seed: int = 0) -> torch.Tens
     return torch.randn(b, c, h, w, generator=torch.Generator().manual_seed(seed))
 
 
-def _preprocessing(meta: dict[str, Any], chans: int, h: int, w: int) -> dict[str, Any]:
+def _preprocessing(meta: dict[str, Any], chans: int, h: int, w: int, task: str) -> dict[str, Any]:
     norm = meta.get("normalization")
     if norm and norm.get("mode") == "channel":  # (C, 1, 1) nested lists -> C floats
         norm = dict(norm, mean=torch.tensor(norm["mean"]).flatten().tolist())
-    return {"size": [h, w], "channels": chans, "resize": f"to {h} x {w}",
+    resize = (f"scale so the image covers {h} x {w} (antialiased bilinear), then centre-crop {h} x {w}"
+              if task == "classify" else
+              f"resize to {h} x {w}, antialiased bilinear (the aspect ratio is not kept; boxes and points are predicted "
+              "in these pixels)")
+    return {"size": [h, w], "channels": chans, "resize": resize,
             "scale": "pixels / 255" + (" (RGB)" if chans == 3 else " (grey)" if chans == 1 else ""),
             "normalization": norm if norm else None,
             "note": "x = (pixels / 255 - mean) / std, mean and std per channel (or a mean image for mode 'image')"}
@@ -268,13 +272,14 @@ def export(module: nn.Module, example: tuple, info: dict[str, Any], fmt: str, ou
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        try:
-            if fmt == "onnx":
-                _write_onnx(module, example, tmp, input_names, output_names, recurrent)
-            elif fmt == "torchscript":
-                _write_torchscript(module, example, tmp)
-            else:
-                _write_exported_program(module, example, tmp, recurrent)
+        try:  # traced without gradients: the inference path of every layer (e.g. SmallMapConv's plain conv)
+            with torch.no_grad():
+                if fmt == "onnx":
+                    _write_onnx(module, example, tmp, input_names, output_names, recurrent)
+                elif fmt == "torchscript":
+                    _write_torchscript(module, example, tmp)
+                else:
+                    _write_exported_program(module, example, tmp, recurrent)
         except ConfigError:
             raise
         except Exception as e:  # noqa: BLE001  (an exporter's failure on this network, said in one line)

@@ -184,3 +184,16 @@ def test_pretrained_mobilenet_onnx_says_espresso(tmp_path, capsys):
     x = imagenet_preprocess(torch.from_numpy(skdata.coffee()).permute(2, 0, 1).contiguous())[None]
     (logits,) = run_outside(tmp_path, "onnx", target, {"images": x})
     assert doc["classes"][int(logits[0].argmax())] == "espresso"
+
+
+def test_layers_with_a_custom_training_kernel_export_their_inference_path(tmp_path):
+    """ResNet-9's SmallMapConv runs a custom autograd Function when training; the export traces plain conv2d."""
+    from cnnlab.engine.export import _Flat, export
+    from cnnlab.models import create_model
+
+    model = create_model("resnet9", num_classes=10, in_chans=1, width=4).eval()
+    info = {"task": "classify", "model": "resnet9", "inputs": [{"name": "images", "shape": ["batch", 1, 28, 28]}]}
+    for fmt, suffix in (("torchscript", ".pt"), ("onnx", ".onnx")):
+        doc = export(_Flat(model), (torch.randn(2, 1, 28, 28),), dict(info), fmt, tmp_path / f"r9{suffix}")
+        assert doc["check"]["max_rel_diff"] <= 1e-4 and doc["outputs"] == [{"name": "output", "shape": ["batch", 10]}]
+    assert all(p.requires_grad for p in model.parameters())  # the caller's model is left as it was
