@@ -86,6 +86,10 @@ class OptimConfig:
     lr: float | None = opt(None, "peak learning rate (default depends on the optimizer)", group="optimization",
                            min=0, min_open=True)
     momentum: float = opt(0.9, "momentum for momentum/nesterov", group="optimization", min=0, max=1, max_open=True)
+    beta1: float = opt(0.9, "Adam/AdamW beta1: decay of the gradient's running mean", group="optimization", min=0, max=1,
+                       max_open=True)
+    beta2: float = opt(0.999, "Adam/AdamW beta2: decay of the squared gradient's running mean", group="optimization",
+                       min=0, max=1, max_open=True)
     schedule: str = opt("cosine", "none, step, exp, inv (1/t), cosine, onecycle", group="optimization", choices=SCHEDULES)
     step_size: float = opt(3.0, "epochs between decays for --schedule step", group="optimization", min=0, min_open=True)
     gamma: float = opt(0.1, "decay factor for step (per step) and exp (per epoch)", group="optimization",

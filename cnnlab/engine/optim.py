@@ -47,9 +47,9 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
     if name == "rmsprop":
         return torch.optim.RMSprop(groups, lr=lr, alpha=0.99)
     if name == "adam":
-        return torch.optim.Adam(groups, lr=lr)
+        return torch.optim.Adam(groups, lr=lr, betas=(cfg.beta1, cfg.beta2))
     if name == "adamw":  # decoupled weight decay (Loshchilov & Hutter)
-        return torch.optim.AdamW(groups, lr=lr)
+        return torch.optim.AdamW(groups, lr=lr, betas=(cfg.beta1, cfg.beta2))
     if name == "lbfgs":
         if wd:
             raise ConfigError("--optimizer lbfgs takes no --weight-decay (torch's L-BFGS has none); use --weight-decay 0")
