@@ -41,6 +41,9 @@ POSTPROCESS = {
     "charlm": "logits (B, T, V) of the next character, classes in 'vocab'; feed the returned state back in with the "
               "next characters to continue a text",
     "stylenet": "the stylized image (B, 3, H, W) in [0, 1]",
+    "autoencoder": "reconstruction logits (B, C, H, W): a sigmoid gives pixels in [0, 1]",
+    "vae": "'logits' (sigmoid: the reconstruction in [0, 1]), 'mu' and 'logvar' of q(z|x), and 'z' (= mu in eval mode)",
+    "gan": "generated images (B, C, H, W) in [-1, 1]: (x + 1) / 2 gives pixels; feed z ~ N(0, I)",
 }
 
 
@@ -108,6 +111,12 @@ def prepare_run(run_dir: str | Path, which: str = "best") -> tuple[nn.Module, tu
                             *[{"name": n, "shape": [layers, "batch", hidden], "dtype": "float32",
                                "meaning": "recurrent state (zeros to start a text)"} for n in (("h", "c") if lstm else ("h",))]],
                     output_names=["logits", *(("h_next", "c_next") if lstm else ("h_next",))])
+    elif task.name == "gan":  # the generator: noise in, images out (the discriminator stays behind)
+        nz = int(meta["latent"])
+        module = _Flat(model).eval()
+        example = (torch.randn(2, nz, generator=torch.Generator().manual_seed(0)),)
+        info["inputs"] = [{"name": "z", "shape": ["batch", nz], "dtype": "float32", "meaning": "noise z ~ N(0, I)"}]
+        info["classes"] = meta.get("classes")
     else:
         chans, h, w = _image_spec(meta)
         module = _Flat(model).eval()
@@ -239,7 +248,7 @@ def _check_inputs(example: tuple, recurrent: bool) -> tuple:
         return (tokens, *[torch.randn(t.shape[0], 3, t.shape[2], generator=torch.Generator().manual_seed(2)) * 0.1
                           for t in example[1:]])
     x = example[0]
-    return (_example_images(3, *x.shape[1:], seed=1),)
+    return (torch.randn(3, *x.shape[1:], generator=torch.Generator().manual_seed(1)),)
 
 
 def export(module: nn.Module, example: tuple, info: dict[str, Any], fmt: str, out: str | Path) -> dict[str, Any]:
@@ -263,9 +272,9 @@ def export(module: nn.Module, example: tuple, info: dict[str, Any], fmt: str, ou
         info["inputs"][0]["meaning"] += "; one character per call (torch.export fixes the length), state carried"
     input_names = [i["name"] for i in info["inputs"]]
     with torch.no_grad():
-        eager_example = [t for _, t in _flatten(module(*example))]
-    output_names = info.pop("output_names", None) or (
-        ["output"] if len(eager_example) == 1 else [f"output_{i}" for i in range(len(eager_example))])
+        named = _flatten(module.net(*example) if isinstance(module, _Flat) else module(*example))
+    eager_example = [t for _, t in named]
+    output_names = info.pop("output_names", None) or [n for n, _ in named]  # dict keys, or output / output_i
     # write to a temporary file beside the target, check it, then move it into place: a failed export leaves
     # an existing file of that name as it was
     fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=out.suffix, dir=out.parent)

@@ -95,7 +95,6 @@ def test_autoencoder_shapes_and_bad_sizes():
 
 def test_gan_step_gives_each_player_only_its_own_gradient():
     """loss_d moves only D, loss_g only G: the summed loss's gradients equal each loss's alone."""
-    from cnnlab.engine.config import TrainConfig  # noqa: F401  (the task's config is a TrainConfig)
     from cnnlab.tasks.generate import GANConfig, GANTask
 
     task = GANTask(GANConfig(task="gan"))
@@ -178,3 +177,19 @@ def test_bad_settings_get_one_line(tmp_path, capsys):
     assert main(["train", "gan", *QUICK, "--img-size", "30", "--out", str(tmp_path / "g")]) == 2
     assert "DCGAN here takes" in capsys.readouterr().err
     assert not (tmp_path / "r").exists() and not (tmp_path / "g").exists()
+
+
+def test_gan_generator_and_vae_export(runs, tmp_path):
+    from cnnlab.engine.evaluate import load_task
+
+    _, gan, meta, _ = load_task(runs / "gan")
+    assert main(["export", str(runs / "gan"), "--format", "torchscript", "--out", str(tmp_path / "g.pt")]) == 0
+    doc = json.loads((tmp_path / "g.pt.json").read_text())
+    assert doc["inputs"][0]["name"] == "z" and doc["inputs"][0]["shape"] == ["batch", meta["latent"]]
+    z = torch.randn(4, meta["latent"])
+    with torch.no_grad():
+        got = torch.jit.load(str(tmp_path / "g.pt"))(z)[0]
+        assert torch.allclose(got, gan(z), atol=1e-5) and got.shape == (4, 1, 28, 28)
+    assert main(["export", str(runs / "vae"), "--format", "exported-program", "--out", str(tmp_path / "v.pt2")]) == 0
+    names = [o["name"] for o in json.loads((tmp_path / "v.pt2.json").read_text())["outputs"]]
+    assert names == ["logits", "mu", "logvar", "z"]
