@@ -193,3 +193,22 @@ def test_gan_generator_and_vae_export(runs, tmp_path):
     assert main(["export", str(runs / "vae"), "--format", "exported-program", "--out", str(tmp_path / "v.pt2")]) == 0
     names = [o["name"] for o in json.loads((tmp_path / "v.pt2.json").read_text())["outputs"]]
     assert names == ["logits", "mu", "logvar", "z"]
+
+
+def test_a_folder_of_colour_images(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c, chan in (("red", 0), ("blue", 2)):
+        (tmp_path / "d" / c).mkdir(parents=True)
+        for i in range(24):
+            arr = (rng.random((30, 30, 3)) * 120).astype(np.uint8)
+            arr[..., chan] = 255
+            Image.fromarray(arr).save(tmp_path / "d" / c / f"{i}.png")
+    for task in ("autoencoder", "gan"):
+        out = tmp_path / task
+        assert main(["train", task, "--data", str(tmp_path / "d"), "--img-size", "32", "--epochs", "1", "--batch-size", "8",
+                     "--quiet", "--no-tensorboard", "--threads", "1", "--out", str(out)]) == 0
+        assert (out / "plots" / ("reconstructions.png" if task == "autoencoder" else "samples.png")).is_file()
+    summary = json.loads((tmp_path / "autoencoder" / "summary.json").read_text())
+    assert summary["probe_acc"] >= 0.9  # red vs blue is linearly separable in the code
