@@ -90,6 +90,20 @@ def load_run(run_dir: str | Path, which: str = "best", device: str = "cpu"):
     return _load(run_dir, which=which, device=device)
 
 
+def export(run_or_model: str | Path, format: str, out: str | Path, weights: str | None = None,
+           which: str = "best") -> Path:
+    """Write a run's network (or a registered model with ``weights``) as onnx, torchscript or exported-program;
+    checked against the network before it is kept, with ``out``.json beside it. Returns the file's path."""
+    from cnnlab.engine.export import export as _export
+    from cnnlab.engine.export import prepare_pretrained, prepare_run
+
+    if weights is not None:
+        module, example, info = prepare_pretrained(str(run_or_model), weights)
+    else:
+        module, example, info = prepare_run(run_or_model, which)
+    return Path(_export(module, example, info, format, out)["path"])
+
+
 def summary(model, input_size: Sequence[int]) -> str:
     """A per-layer table of a model (a module or a registered name): output shapes, parameters, multiply-adds."""
     from cnnlab.models.summary import format_summary, summarize_registered
@@ -99,4 +113,5 @@ def summary(model, input_size: Sequence[int]) -> str:
     return format_summary(s)
 
 
-__all__ = ["__version__", "create_model", "list_models", "list_tasks", "train", "predict", "load_run", "summary"]
+__all__ = ["__version__", "create_model", "list_models", "list_tasks", "train", "predict", "load_run", "export",
+           "summary"]

@@ -197,3 +197,10 @@ def test_layers_with_a_custom_training_kernel_export_their_inference_path(tmp_pa
         doc = export(_Flat(model), (torch.randn(2, 1, 28, 28),), dict(info), fmt, tmp_path / f"r9{suffix}")
         assert doc["check"]["max_rel_diff"] <= 1e-4 and doc["outputs"] == [{"name": "output", "shape": ["batch", 10]}]
     assert all(p.requires_grad for p in model.parameters())  # the caller's model is left as it was
+
+
+def test_library_export(lenet_run, tmp_path):
+    import cnnlab
+
+    path = cnnlab.export(lenet_run, "torchscript", tmp_path / "m")  # the suffix is added
+    assert path == tmp_path / "m.pt" and path.is_file() and (tmp_path / "m.pt.json").is_file()

@@ -80,7 +80,7 @@ def test_dcgan_shapes_and_guidelines(size):
     assert not isinstance(gan.discriminator.net[1], torch.nn.BatchNorm2d)  # no BN on D's input layer
     assert isinstance(gan.generator.net[-1], torch.nn.Tanh) and isinstance(gan.discriminator.net[1], torch.nn.LeakyReLU)
     convs = [m for m in mods if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
-    assert abs(float(torch.cat([c.weight.flatten() for c in convs]).std()) - 0.02) < 0.003
+    assert abs(float(torch.cat([c.weight.detach().flatten() for c in convs]).std()) - 0.02) < 0.003
 
 
 def test_autoencoder_shapes_and_bad_sizes():
