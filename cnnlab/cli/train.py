@@ -36,7 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     tasks = train.add_subparsers(dest="task", metavar="TASK")
     for name in list_tasks():
         task_cls = get_task(name)
-        doc = (task_cls.__module__ and __import__(task_cls.__module__, fromlist=["_"]).__doc__ or name).strip()
+        doc = (getattr(task_cls, "description", None)  # several tasks in one module say which each is
+               or task_cls.__module__ and __import__(task_cls.__module__, fromlist=["_"]).__doc__ or name).strip()
         p = tasks.add_parser(name, help=doc.splitlines()[0], description=doc.split("\n\n")[0] +
                              "\n\nWrites config.json, metrics.csv, checkpoints, plots, report.md and summary.json to the run folder.",
                              epilog=EXAMPLES.get(name, getattr(task_cls, "examples", "")),

@@ -196,6 +196,8 @@ def _recon_grid(model, data_split, path: Path, device, seed: int, n: int = 32) -
 @register_task
 class AutoencoderTask(_GenerativeTask):
     name = "autoencoder"
+    description = ("A convolutional autoencoder: reconstruct the images through a small code; its frozen codes then "
+                   "feed a linear probe, scored against the same probe on raw pixels (features learned without labels).")
     summary_keys = ("loss", "mse")
     examples = """examples:
   cnnlab train autoencoder --data fashion-mnist                  # about 3 minutes on 2 cores
@@ -254,6 +256,8 @@ class VAEConfig(GenerativeConfig):
 @register_task
 class VAETask(_GenerativeTask):
     name = "vae"
+    description = ("A variational autoencoder (Kingma & Welling): minimize the negative ELBO (reconstruction + KL to "
+                   "N(0, I)) with the reparameterization trick; sample from the prior with `cnnlab sample RUN_DIR`.")
     Config = VAEConfig
     summary_keys = ("loss", "recon", "kl")
     examples = """examples:
@@ -368,6 +372,8 @@ class GANConfig(GenerativeConfig):
 @register_task
 class GANTask(_GenerativeTask):
     name = "gan"
+    description = ("DCGAN (Radford et al.): a generator and a discriminator trained against each other (simultaneous "
+                   "updates, non-saturating generator loss); the same 64 noise vectors are drawn after every epoch.")
     Config = GANConfig
     monitor, mode = "evaluated_epoch", "max"  # the last epoch is kept: GAN losses do not measure sample quality
     progress_keys = ("loss_d", "loss_g")
