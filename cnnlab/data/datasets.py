@@ -110,13 +110,15 @@ class ClassificationData:
 def load_classification_data(spec: str, root: str | None = None, *, val_fraction: float | None = None,
                              img_size: int | None = None, channels: int | None = None, skip_bad: bool = False,
                              seed: int = 0, limit: int | None = None, limit_test: int | None = None,
-                             fallback: bool = False, in_memory: bool | None = None) -> ClassificationData:
+                             fallback: bool = False, in_memory: bool | None = None,
+                             unlabelled_ok: bool = False) -> ClassificationData:
     """Load a named dataset ("fashion-mnist", "mnist", "digits") or an image folder (a path) as splits.
 
     val_fraction: share of the training images held out as val (stratified, seeded); None means 0
     for the named datasets (they have an official test split) and 0.2 for folders without val/.
     limit / limit_test cap train / (val and test) to a stratified random subset. ``fallback``
-    gives digits when Fashion-MNIST or MNIST is not installed (the source says so).
+    gives digits when Fashion-MNIST or MNIST is not installed (the source says so). ``unlabelled_ok``: a folder
+    may hold its images directly (one class), as generative models' data may.
     """
     _check_args(val_fraction, img_size, channels, limit, limit_test)
     if spec == FALLBACK_ALIAS:
@@ -126,7 +128,8 @@ def load_classification_data(spec: str, root: str | None = None, *, val_fraction
     elif spec == "digits":
         data = _load_digits(img_size, channels, source="digits (scikit-learn, 1797 8x8 scans)")
     elif os.path.isdir(spec):
-        return _load_folder(spec, val_fraction, img_size, channels, skip_bad, seed, limit, limit_test, in_memory)
+        return _load_folder(spec, val_fraction, img_size, channels, skip_bad, seed, limit, limit_test, in_memory,
+                            unlabelled_ok)
     else:
         raise DataError(f"--data {spec!r}: neither a named dataset ({', '.join(NAMED_DATASETS)}) nor an existing folder "
                         "of class subfolders")
@@ -192,14 +195,15 @@ def _apply_limits(data: ClassificationData, limit: int | None, limit_test: int |
 
 
 def _load_folder(path: str, val_fraction: float | None, img_size: int | None, channels: int | None, skip_bad: bool,
-                 seed: int, limit: int | None, limit_test: int | None, in_memory: bool | None) -> ClassificationData:
+                 seed: int, limit: int | None, limit_test: int | None, in_memory: bool | None,
+                 unlabelled_ok: bool = False) -> ClassificationData:
     """Scan, check headers, split and cap the file lists, then decode (or keep lazily on disk)."""
     split_dirs = folders.find_splits(path)
-    classes, train_files = folders.list_class_files(split_dirs["train"])
+    classes, train_files = folders.list_class_files(split_dirs["train"], unlabelled_ok=unlabelled_ok)
     files = {"train": train_files}
     for split in ("val", "test"):
         if split in split_dirs:
-            files[split] = folders.list_class_files(split_dirs[split], classes)[1]
+            files[split] = folders.list_class_files(split_dirs[split], classes, unlabelled_ok=unlabelled_ok)[1]
     if "val" in files and val_fraction:
         raise ConfigError(f"--val-fraction {val_fraction}: {split_dirs['val']} already holds the validation split; "
                           "drop the option or the folder")

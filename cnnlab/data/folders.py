@@ -59,14 +59,22 @@ def find_splits(root: str | os.PathLike) -> dict[str, Path]:
     return splits
 
 
-def list_class_files(folder: Path, classes: list[str] | None = None) -> tuple[list[str], FileList]:
-    """(class names, files) of one split folder; ``classes`` (from train/) fixes the label order for val/ and test/."""
+def list_class_files(folder: Path, classes: list[str] | None = None, unlabelled_ok: bool = False) -> tuple[list[str], FileList]:
+    """(class names, files) of one split folder; ``classes`` (from train/) fixes the label order for val/ and test/.
+
+    ``unlabelled_ok`` (generative models): a folder of images without class subfolders is one class named after
+    it, and a single class folder is allowed."""
     class_dirs = _subdirs(folder)
+    if unlabelled_ok and not class_dirs:
+        files, _ = _image_files(Path(folder))
+        if files:
+            name = Path(folder).resolve().name or "images"
+            return (classes or [name]), FileList(files, [0] * len(files))
     if not class_dirs:
         raise DataError(f"{folder}: no class subfolders; expected one folder per class (e.g. {folder}/cat/*.jpg, "
                         f"{folder}/dog/*.jpg) or train/ and val/ folders holding them")
     names = [d.name for d in class_dirs]
-    if classes is None and len(names) == 1:
+    if classes is None and len(names) == 1 and not unlabelled_ok:
         inner = _subdirs(class_dirs[0])
         hint = (f"if {class_dirs[0].name}/ holds the class folders, pass {class_dirs[0]} instead" if len(inner) > 1 else
                 f"add a folder per class next to it (e.g. {folder}/cat/, {folder}/dog/)")

@@ -1,7 +1,7 @@
 """Generative models as tasks: ``cnnlab train autoencoder|vae|gan --data fashion-mnist|DIR``.
 
-Data: a named dataset (fashion-mnist, mnist, digits) or an image folder (class subfolders give the labels of the
-linear probe; the models never see them). Pixels in [0, 1], no mean/std normalization (the decoders end in a
+Data: a named dataset (fashion-mnist, mnist, digits) or an image folder: flat, or with class subfolders (they give
+the labels of the linear probe; the models never see them). Pixels in [0, 1], no mean/std normalization (the decoders end in a
 sigmoid, the GAN's generator in a tanh on [-1, 1]). Batches: ``images f32[B,C,H,W]`` in [0, 1], ``labels i64[B]``.
 
 - autoencoder: reconstruction loss, per image the sum over pixels of the binary cross-entropy (nats); best
@@ -43,7 +43,8 @@ PROBE_TRAIN, PROBE_TEST = 10000, 5000  # images of the linear probe (train split
 
 @dataclass
 class GenerativeConfig(TrainConfig):
-    data: str = opt("fashion-mnist", "fashion-mnist, mnist, digits or a folder of images (class subfolders)", group="data")
+    data: str = opt("fashion-mnist", "fashion-mnist, mnist, digits, or a folder of images (flat, or class subfolders: "
+                    "their names are used only by the linear probe)", group="data")
     model: str = opt("autoencoder", "the network", group="model", choices=("autoencoder",))
     latent: int = opt(32, "size of the code z", group="model", min=1)
     width: int = opt(32, "channels of the first convolution (doubled once)", group="model", min=1)
@@ -64,7 +65,7 @@ def _load(cfg: GenerativeConfig, default_val: float) -> DataBundle:
     val = cfg.val_fraction if cfg.val_fraction is not None else (default_val if named else None)
     data = load_classification_data(cfg.data, cfg.data_root, val_fraction=val, img_size=cfg.img_size,
                                     channels=cfg.channels, skip_bad=cfg.skip_bad, seed=cfg.seed, limit=cfg.limit,
-                                    limit_test=cfg.limit_test)
+                                    limit_test=cfg.limit_test, unlabelled_ok=True)
     meta = {"classes": list(data.classes), "num_classes": len(data.classes), "in_chans": data.in_chans,
             "img_size": list(data.img_size), "latent": cfg.latent, "width": cfg.width, "data": cfg.data,
             "model": cfg.model}
@@ -305,13 +306,15 @@ class VAETask(_GenerativeTask):
         ds = getattr(data, split)
         save_grid(self.sample(model, 64, self.cfg.seed), plots / "samples.png")
         _recon_grid(model, ds, plots / "reconstructions.png", device, self.cfg.seed)
-        _interpolation(model, ds, plots / "interpolation.png", device, self.cfg.seed)
-        _latent_scatter(model, ds, list(self.meta["classes"]), plots / "latent.png", device, self.cfg.seed)
+        has_walk = _interpolation(model, ds, plots / "interpolation.png", device, self.cfg.seed).is_file()
+        has_scatter = _latent_scatter(model, ds, list(self.meta["classes"]), plots / "latent.png", device,
+                                      self.cfg.seed).is_file()
         lines = ["Samples from the prior z ~ N(0, I):", "", "![samples](plots/samples.png)", "",
                  f"Reconstructions ({split}; odd rows in, even rows out) and a walk in z between pairs of {split} images:",
-                 "", "![reconstructions](plots/reconstructions.png)", "", "![interpolation](plots/interpolation.png)", "",
-                 "The code of each image (mu; PCA to 2-D when wider), coloured by class:", "",
-                 "![latent](plots/latent.png)", ""]
+                 "", "![reconstructions](plots/reconstructions.png)", "",
+                 *(["![interpolation](plots/interpolation.png)", ""] if has_walk else []),
+                 *(["The code of each image (mu; PCA to 2-D when wider), coloured by class:", "",
+                    "![latent](plots/latent.png)", ""] if has_scatter else [])]
         self.probe_result = self._probe(lambda x: model.encode(x)[0], data, split, device)
         lines += _probe_lines(self.probe_result, "mu")
         return lines
@@ -320,6 +323,9 @@ class VAETask(_GenerativeTask):
 @torch.no_grad()
 def _interpolation(model, ds, path: Path, device, seed: int, pairs: int = 6, steps: int = 10) -> Path:
     x, _ = _images(ds, _subset(ds, 2 * pairs, seed + 1))
+    pairs = min(pairs, len(x) // 2)  # a small split gives fewer rows
+    if pairs == 0:
+        return path
     mu, _ = model.encode(x.to(device))
     t = torch.linspace(0, 1, steps, device=mu.device)[:, None]
     rows = [torch.sigmoid(model.decode(mu[2 * i] * (1 - t) + mu[2 * i + 1] * t)).cpu() for i in range(pairs)]
@@ -334,6 +340,8 @@ def _latent_scatter(model, ds, classes: list[str], path: Path, device, seed: int
     import matplotlib.pyplot as plt
 
     x, y = _images(ds, _subset(ds, n, seed))
+    if len(x) < 3:  # too few images for a picture (or a PCA)
+        return path
     mu = torch.cat([model.encode(x[i:i + 512].to(device))[0].cpu() for i in range(0, len(x), 512)]).numpy()
     if mu.shape[1] > 2:
         from sklearn.decomposition import PCA

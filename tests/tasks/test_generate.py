@@ -212,3 +212,21 @@ def test_a_folder_of_colour_images(tmp_path):
         assert (out / "plots" / ("reconstructions.png" if task == "autoencoder" else "samples.png")).is_file()
     summary = json.loads((tmp_path / "autoencoder" / "summary.json").read_text())
     assert summary["probe_acc"] >= 0.9  # red vs blue is linearly separable in the code
+
+
+def test_a_flat_folder_without_classes(tmp_path, capsys):
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    (tmp_path / "faces").mkdir()
+    for i in range(20):
+        Image.fromarray((rng.random((36, 40)) * 255).astype(np.uint8)).save(tmp_path / "faces" / f"{i}.jpg")
+    out = tmp_path / "vae"
+    assert main(["train", "vae", "--data", str(tmp_path / "faces"), "--img-size", "32", "--epochs", "1", "--batch-size", "4",
+                 "--quiet", "--no-tensorboard", "--threads", "1", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert "probe_acc" not in summary and (out / "plots" / "samples.png").is_file()  # one class: no probe to fit
+    # a classifier still refuses a folder without classes
+    assert main(["train", "classify", "--data", str(tmp_path / "faces"), "--epochs", "1", "--quiet",
+                 "--out", str(tmp_path / "c")]) == 2
+    assert "no class subfolders" in capsys.readouterr().err
