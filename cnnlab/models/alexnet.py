@@ -101,9 +101,9 @@ class AlexNet(FCStackClassifier):
 
 
 @register_model
-def alexnet(num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.5, groups: int = 1) -> AlexNet:
+def alexnet(num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.5, groups: int = 1, lrn: bool = True) -> AlexNet:
     """CS231n's AlexNet (227x227 input, LRN); ``groups=2`` for the paper's two-GPU split."""
-    return AlexNet(num_classes, in_chans, groups=groups, drop_rate=drop_rate)
+    return AlexNet(num_classes, in_chans, groups=groups, drop_rate=drop_rate, lrn=lrn)
 
 
 @register_model
