@@ -34,6 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--n", type=int, default=1000, help="training images (default: 1000)")
     s.add_argument("--n-val", type=int, help="validation images (default: n/6)")
     s.add_argument("--n-test", type=int, help="test images (default: n/6)")
+    s.add_argument("--n-novel", type=int, help="caption: test_novel/ images, each showing a colour-shape pair no "
+                   "other split shows (default: n/6; 0 = no hold-out)")
     s.add_argument("--out", required=True, help="a new (or empty) folder to write (required)")
     s.add_argument("--size", type=int, help="image side in pixels (default: 64 localize/keypoints, 96 caption, 128 detect/segment)")
     s.add_argument("--objects", choices=OBJECT_SETS,
@@ -57,13 +59,14 @@ def run_scenes(args: argparse.Namespace) -> int:
 
     from cnnlab.data.scenes import SceneSpec, make_scenes
 
-    spec = SceneSpec(args.kind, args.n, n_val=args.n_val, n_test=args.n_test, size=args.size, objects=args.objects,
+    spec = SceneSpec(args.kind, args.n, n_val=args.n_val, n_test=args.n_test, n_novel=args.n_novel, size=args.size, objects=args.objects,
                      min_size=args.min_size, max_size=args.max_size, max_objects=args.max_objects, clutter=args.clutter,
                      formats=tuple(args.formats) if args.formats else None, seed=args.seed, data_root=args.data_root)
     t0 = time.perf_counter()
     out = make_scenes(spec, out=args.out, progress=not args.quiet)
-    total = spec.n + spec.n_val + spec.n_test
-    print(f"wrote {total} {spec.kind} scenes ({spec.n} train, {spec.n_val} val, {spec.n_test} test; {spec.size}x{spec.size}, "
+    total = spec.n + spec.n_val + spec.n_test + spec.n_novel
+    novel = f", {spec.n_novel} test_novel" if spec.n_novel else ""
+    print(f"wrote {total} {spec.kind} scenes ({spec.n} train, {spec.n_val} val, {spec.n_test} test{novel}; {spec.size}x{spec.size}, "
           f"{spec.objects}: {', '.join(spec.classes)}) to {out} in {time.perf_counter() - t0:.1f}s "
           f"[{', '.join(spec.formats)}]; preview: {out / 'preview.png'}")
     return 0

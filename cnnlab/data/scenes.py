@@ -15,7 +15,8 @@ Kinds (``make_scenes(kind, n, out)`` or ``cnnlab data scenes --kind K``):
 - ``segment``    as detect, plus semantic masks; also written in the Pascal-VOC layout
 - ``keypoints``  one textured quadrilateral, its corners top_left, top_right, bottom_right,
                  bottom_left (named so that a left-right mirror swaps them in pairs)
-- ``caption``    1..3 coloured shapes on a named texture with five template captions each
+- ``caption``    1..3 coloured shapes on a named texture with five template captions each; a
+                 ``test_novel/`` split holds colour-shape pairs (NOVEL_COMBOS) that no other split shows
 
 Object sets (``objects=``): ``fashion`` = Fashion-MNIST items in 7 categories (T-shirt,
 pullover, coat and shirt are one category, "top": at 28 px they are ambiguous even to people,
@@ -67,6 +68,8 @@ QUAD_SKELETON = [(0, 1), (1, 2), (2, 3), (3, 0)]
 COLOURS = {"red": (0.85, 0.12, 0.1), "green": (0.15, 0.7, 0.15), "blue": (0.15, 0.3, 0.95), "yellow": (0.97, 0.86, 0.1),
            "white": (0.97, 0.97, 0.97), "black": (0.04, 0.04, 0.04), "purple": (0.6, 0.15, 0.75), "orange": (1.0, 0.55, 0.05)}
 CAPTION_TEXTURES = {"brick": "bricks", "grass": "grass", "gravel": "gravel"}
+# colour-shape pairs held out of train/val/test; every test_novel scene shows one (compositional generalization)
+NOVEL_COMBOS = (("red", "star"), ("green", "circle"), ("blue", "triangle"), ("yellow", "square"), ("purple", "cross"))
 
 # kind -> (image size, object set, min size, max size, max objects, formats)
 KIND_DEFAULTS: dict[str, tuple[int, str, int, int, int, tuple[str, ...]]] = {
@@ -86,6 +89,7 @@ class SceneSpec:
     n: int
     n_val: int | None = None  # default n // 6
     n_test: int | None = None  # default n // 6
+    n_novel: int | None = None  # caption only: test_novel/ images (default n // 6; 0 lifts the hold-out)
     size: int | None = None  # kind default
     objects: str | None = None
     min_size: int | None = None  # object's longer side in pixels
@@ -108,8 +112,11 @@ class SceneSpec:
         self.max_objects = self.max_objects or most
         self.n_val = self.n // 6 if self.n_val is None else self.n_val
         self.n_test = self.n // 6 if self.n_test is None else self.n_test
+        self.n_novel = (self.n // 6 if self.kind == "caption" else 0) if self.n_novel is None else self.n_novel
+        if self.n_novel and self.kind != "caption":
+            raise DataError(f"--n-novel {self.n_novel}: held-out colour-shape pairs exist only for --kind caption")
         self.formats = tuple(self.formats or formats)
-        for name in ("n", "n_val", "n_test", "clutter"):
+        for name in ("n", "n_val", "n_test", "n_novel", "clutter"):
             if getattr(self, name) < 0:
                 raise DataError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be >= 0")
         if self.n < 1:
@@ -176,6 +183,7 @@ class Scene:
     masks: np.ndarray  # u8 (N, H, W) visible pixels of each object
     keypoints: np.ndarray | None = None  # f32 (N, K, 3) x, y, v (2 = visible)
     captions: list[str] = field(default_factory=list)
+    colours: list[str] = field(default_factory=list)  # caption scenes: each object's colour name
 
     @property
     def semantic(self) -> np.ndarray:
@@ -198,8 +206,17 @@ def _mask_box(mask: np.ndarray) -> list[float]:
     return [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
 
 
-def make_scene(spec: SceneSpec, pool, backgrounds: Backgrounds, rng: np.random.Generator) -> Scene:
-    """One scene of ``spec.kind`` (objects from ``pool``)."""
+def _caption_colour(rng: np.random.Generator, shape: str, hold_out: bool, novel: bool) -> str:
+    """A colour name for a caption object: any, or (``hold_out``) none of NOVEL_COMBOS, or (``novel``) one of them."""
+    names = list(COLOURS)
+    if hold_out or novel:
+        held = [c for c, s in NOVEL_COMBOS if s == shape]
+        names = held if novel and held else [c for c in names if c not in held]
+    return names[int(rng.integers(len(names)))]
+
+
+def make_scene(spec: SceneSpec, pool, backgrounds: Backgrounds, rng: np.random.Generator, novel: bool = False) -> Scene:
+    """One scene of ``spec.kind`` (objects from ``pool``); ``novel``: its first object is a held-out colour-shape pair."""
     size = spec.size
     caption = spec.kind == "caption"
     dark_objects = bool(rng.random() < 0.5)  # dark objects on a light background, or the reverse
@@ -227,7 +244,7 @@ def make_scene(spec: SceneSpec, pool, backgrounds: Backgrounds, rng: np.random.G
                 break
         else:
             break  # no room for another object
-        name = list(COLOURS)[int(rng.integers(len(COLOURS)))] if caption else None
+        name = _caption_colour(rng, SHAPES[sp.label], bool(spec.n_novel), novel and k == 0) if caption else None
         colour = np.asarray(COLOURS[name], dtype=np.float32) if caption else _item_colour(rng, dark_objects)
         a = sp.alpha[..., None]
         region = canvas[y:y + h, x:x + w]
@@ -241,6 +258,7 @@ def make_scene(spec: SceneSpec, pool, backgrounds: Backgrounds, rng: np.random.G
         np.zeros((0, size, size), dtype=np.uint8)
     boxes = np.asarray([_mask_box(m) for m in masks], dtype=np.float32).reshape(-1, 4)
     scene = Scene(_to_uint8(canvas), boxes, np.asarray(labels, dtype=np.int64), masks)
+    scene.colours = colours if caption else []
     if caption:
         scene.captions = make_captions([SHAPES[lab] for lab in labels], colours, centres, size,
                                        CAPTION_TEXTURES.get(texture, texture), rng)
@@ -318,7 +336,7 @@ def _write_all(spec: SceneSpec, root: Path, progress) -> None:
 
     pools = object_pools(spec)
     backgrounds = Backgrounds(CAPTION_TEXTURES if spec.kind == "caption" else TEXTURES)
-    counts = {"train": spec.n, "val": spec.n_val, "test": spec.n_test}
+    counts = {"train": spec.n, "val": spec.n_val, "test": spec.n_test, "test_novel": spec.n_novel}
     voc = VocWriter(root / "voc", spec.classes) if "voc" in spec.formats else None
     yolo = YoloWriter(root / "yolo", spec.classes) if "yolo" in spec.formats else None
     bar = None
@@ -327,20 +345,21 @@ def _write_all(spec: SceneSpec, root: Path, progress) -> None:
 
         bar = tqdm(total=sum(counts.values()), desc=f"scenes ({spec.kind})", unit="image")
     previews: list[Scene] = []
-    for k, split in enumerate(SPLITS):
+    for k, split in enumerate((*SPLITS, "test_novel")):
         if counts[split] == 0:
             continue
         rng = np.random.default_rng([spec.seed, k])
         (root / split / "images").mkdir(parents=True)
-        records, targets, captions = [], [], []
+        records, targets, captions, colours = [], [], [], []
         for i in range(counts[split]):
-            scene = make_scene(spec, pools[split], backgrounds, rng)
+            scene = make_scene(spec, pools.get(split, pools["test"]), backgrounds, rng, novel=split == "test_novel")
             name = f"{i:05d}"
             path = root / split / "images" / f"{name}.png"
             Image.fromarray(scene.image).save(path)
             records.append(ImageRecord(i + 1, f"images/{name}.png", path, spec.size, spec.size))
             targets.append(scene.target())
             captions.append(scene.captions)
+            colours.append(scene.colours)
             if voc is not None:
                 voc.add(split, f"{split}_{name}", scene.image.transpose(2, 0, 1), scene.target(),
                         semantic=scene.semantic if spec.kind == "segment" else None)
@@ -359,6 +378,7 @@ def _write_all(spec: SceneSpec, root: Path, progress) -> None:
         elif spec.kind == "caption":
             write_coco_captions(ann, records, captions, info=info)
             write_coco_instances(root / split / "instances.json", records, targets, spec.classes, info=info)
+            _add_colours(root / split / "instances.json", colours)
         else:
             write_coco_instances(ann, records, targets, spec.classes, info=info)
     if bar is not None:
@@ -371,6 +391,15 @@ def _write_all(spec: SceneSpec, root: Path, progress) -> None:
     spec_d["formats"] = list(spec.formats)
     (root / "scenes.json").write_text(json.dumps(spec_d, indent=2) + "\n")
     draw_preview(previews, spec, root / "preview.png")
+
+
+def _add_colours(path: Path, colours: list[list[str]]) -> None:
+    """Caption scenes: each instance annotation gets its object's ``colour`` (words of a caption name it)."""
+    data = json.loads(path.read_text())
+    per_image = {i + 1: list(c) for i, c in enumerate(colours)}
+    for a in data["annotations"]:
+        a["colour"] = per_image[a["image_id"]].pop(0)
+    path.write_text(json.dumps(data))
 
 
 def draw_preview(scenes: Sequence[Scene], spec: SceneSpec, path: Path, cols: int = 4) -> None:

@@ -15,7 +15,7 @@ from cnnlab.errors import ConfigError
 _TASKS: dict[str, type] = {}
 BUILTIN_MODULES = ("cnnlab.tasks.classify", "cnnlab.tasks.localize", "cnnlab.tasks.landmarks", "cnnlab.tasks.detect",
                    "cnnlab.tasks.segment", "cnnlab.tasks.charlm", "cnnlab.tasks.verify", "cnnlab.tasks.stylenet",
-                   "cnnlab.tasks.generate")
+                   "cnnlab.tasks.generate", "cnnlab.tasks.caption")
 
 
 def register_task(cls: type) -> type:
