@@ -95,7 +95,6 @@ class Context:
     def train(self, task_cls: type | None = None, note: str = "", **flags: Any) -> RunRecord:
         """One run of the classify task (or ``task_cls``) through the engine's Trainer; flags override BASE_FLAGS."""
         from cnnlab.engine.registry import get_task
-        from cnnlab.engine.trainer import Trainer
 
         merged = dict(BASE_FLAGS)
         if self.quick:  # a smoke test of the same code path: a few hundred images
@@ -103,21 +102,11 @@ class Context:
         merged.update(flags)
         if "model_kwargs" in flags and flags["model_kwargs"] is not None and merged["model"] == "convnet_bn":
             merged["model_kwargs"] = {"width": 8, **flags["model_kwargs"]}
+        from cnnlab.engine.tuning import build_trainer
+
         task_cls = task_cls or get_task(merged.get("task", "classify"))
-        cfg = task_cls.Config(**merged)
-        cfg = task_cls.resolve(cfg.resolved())
-        torch.manual_seed(cfg.seed)
-        task = task_cls(cfg)
-        key = (task_cls.build_data.__qualname__, cfg.data, cfg.img_size, cfg.channels, cfg.limit, cfg.limit_test,
-               cfg.val_fraction, cfg.seed, getattr(cfg, "normalize", None))
-        if key not in self._data_cache:
-            self._data_cache[key] = task.build_data(cfg)
-        data = self._data_cache[key]
-        task.meta.update(data.meta)
-        torch.manual_seed(cfg.seed)  # the same initial weights for the same seed, as in the pipeline
-        model = task.build_model(cfg, data)
-        train_loader = task.train_loader(cfg, data)
-        eval_loader = task.eval_loader(cfg, data, data.val) if data.val is not None else None
+        trainer, task, data = build_trainer(task_cls.Config(**merged), task_cls, self._data_cache)
+        model = trainer.model
         steps: dict[str, list[float]] = {"loss": []}
         step = task.training_step
 
@@ -131,7 +120,6 @@ class Context:
 
         task.training_step = recording_step
         t0 = time.perf_counter()
-        trainer = Trainer(cfg, model, task, train_loader, eval_loader, None, {}, torch.device(cfg.device))
         try:
             trainer.fit()
         except Exception as e:  # a diverged run is a result (e.g. too high a learning rate), not a crash
@@ -145,7 +133,7 @@ class Context:
         self.commands.append(self.command(**{k: v for k, v in merged.items() if BASE_FLAGS.get(k, None) != v or k in flags}))
         if self._bar is not None:
             self._bar.update(1)
-            self._bar.set_postfix_str(note or f"{merged['model']} seed {cfg.seed}")
+            self._bar.set_postfix_str(note or f"{merged['model']} seed {merged.get('seed', 0)}")
         return RunRecord(merged, trainer.logger.rows, steps, model, seconds, task, data)
 
     def train_seeds(self, **flags: Any) -> list[RunRecord]:
