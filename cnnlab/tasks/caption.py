@@ -201,11 +201,11 @@ class Caption(Task):
 
     def training_step(self, model: nn.Module, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         _, _, alphas, ce, targets = self._forward(model, batch)
-        ce = ce / (targets >= 0).sum().clamp(min=1)
-        loss = ce
+        words = (targets >= 0).sum().clamp(min=1)
+        loss = ce / words  # per word; the paper sums over words, so its penalty is divided by the words too
         if alphas is not None and self.cfg.att_reg > 0:
-            loss = loss + self.cfg.att_reg * doubly_stochastic_penalty(alphas, targets >= 0)
-        return {"loss": loss, "ce": ce.detach()}
+            loss = loss + self.cfg.att_reg * doubly_stochastic_penalty(alphas, targets >= 0) * len(targets) / words
+        return {"loss": loss, "ce": (ce / words).detach()}
 
     @torch.no_grad()
     def validation_step(self, model: nn.Module, batch: dict[str, Any]) -> dict[str, Any]:
