@@ -39,8 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        epilog=EVAL_EXAMPLES, formatter_class=fmt)
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by `cnnlab train`")
     p.add_argument("--tta", choices=TTA, help="test-time augmentation (classification; default: the run's own setting)")
-    p.add_argument("--split", choices=["test", "val", "train"],
-                   help="split of the run's own data to evaluate (default: test, or val when the data has no test split)")
+    p.add_argument("--split", choices=["test", "val", "train", "test_novel"],
+                   help="split of the run's own data to evaluate (default: test, or val when the data has no test split; "
+                        "test_novel: caption scenes' held-out colour-shape pairs)")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"],
                    help="best (chosen on validation) or last (the latest epoch) (default: best)")
     p.add_argument("--data", help="evaluate on other data with the same classes (a folder is evaluated whole)")
@@ -258,6 +259,9 @@ def _print_row(row: dict, as_json: bool) -> None:
         print(json.dumps(row))
     elif "top" in row:
         print(f"{row['image']}: " + ", ".join(f"{t['class']} {t['prob']:.3f}" for t in row["top"]))
+    elif "caption" in row and "greedy" in row:  # captioning: beam and greedy captions, the attention drawing
+        print(f"{row['image']}: {row['caption']!r} (beam {row['beam']}, score {row['score']}); greedy: {row['greedy']!r}"
+              + (f"; attention: {row['drawing']}" if "drawing" in row else ""))
     else:
         print(json.dumps(row))
 
