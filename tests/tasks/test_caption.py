@@ -1,6 +1,7 @@
 """Captioning end to end on a tiny COCO captions folder the test writes; bad inputs; the scenes' novel split."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -70,6 +71,7 @@ def test_teacher_forcing_loss_ignores_padding():
 
 def test_train_evaluate_predict_end_to_end(tmp_path, capsys):
     data = write_captions(tmp_path / "caps")
+    shutil.copytree(data / "test", data / "test_novel")  # an extra split, scored in the report and by evaluate
     run = tmp_path / "run"
     rc = main(["train", "caption", "--data", str(data), "--img-size", "64", "--epochs", "12", "--batch-size", "8",
                "--threads", "1", "--quiet", "--no-tensorboard", "--out", str(run)])
@@ -77,6 +79,7 @@ def test_train_evaluate_predict_end_to_end(tmp_path, capsys):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["eval_split"] == "test" and summary["val_bleu4"] >= 0.6 and summary["bleu1"] >= 0.8, summary
     assert 0 <= summary["att_chance"] < 1 and "att_correct" in summary
+    assert summary["novel_bleu4"] == pytest.approx(summary["bleu4"])  # the same images as test
     config = json.loads((run / "config.json").read_text())
     assert config["decoder"] == "show_attend_tell" and config["train_backbone"] is False
     assert (run / "plots" / "attention-test-0.png").is_file()
@@ -84,6 +87,8 @@ def test_train_evaluate_predict_end_to_end(tmp_path, capsys):
     assert main(["evaluate", str(run), "--split", "val"]) == 0
     out = capsys.readouterr().out
     assert "bleu4" in out and "lowest-scoring captions" in out
+    assert main(["evaluate", str(run), "--split", "test_novel", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["split"] == "test_novel"
     assert main(["predict", str(run), str(data / "test/images/000.png"), "--draw", str(tmp_path / "drawn"), "--json"]) == 0
     row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     words = row["caption"].split()  # image 0: a red square on the left

@@ -55,7 +55,6 @@ class Captioner(nn.Module):
         """(B, C, H, W) -> (B, L, D), L = h * w locations of the backbone's last map."""
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
             fmap = self.backbone.forward_features(images).float()  # (B, D, h, w)
-        self.grid = tuple(fmap.shape[-2:])
         return fmap.flatten(2).transpose(1, 2)  # (B, h*w, D)
 
     def start(self, feats: Tensor):
