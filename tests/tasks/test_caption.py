@@ -49,9 +49,20 @@ def test_tokens_vocabulary_and_padding():
 
 
 def test_teacher_forcing_loss_ignores_padding():
-    from cnnlab.tasks.caption import Caption, CaptionConfig
-    from tests.models.test_captioning import TinyBackbone
+    from torch import nn
+
     from cnnlab.models.captioning import create_captioner
+    from cnnlab.tasks.caption import Caption, CaptionConfig
+
+    class TinyBackbone(nn.Module):
+        num_features = 8
+
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, 3, stride=4, padding=1)
+
+        def forward_features(self, x):
+            return self.conv(x)  # (B, 8, 4, 4)
 
     task = Caption(CaptionConfig(task="caption", data="x", att_reg=0.0))
     torch.manual_seed(0)
