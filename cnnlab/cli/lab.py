@@ -44,6 +44,12 @@ def register(sub) -> None:
     run.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.set_defaults(func=run_lab)
+    gal = labsub.add_parser("gallery", help="write docs/lab.md from a folder of full runs")
+    gal.add_argument("results", metavar="DIR", help="folder of full runs (DIR/NAME/results.json), e.g. from --all --out DIR")
+    gal.add_argument("--page", default="docs/lab.md", help="the page to write (default docs/lab.md)")
+    gal.add_argument("--images", default="docs/images", help="where the figures go, as lab_NAME.png (default docs/images)")
+    gal.add_argument("--intro", default=None, metavar="FILE", help="markdown to put above the table")
+    gal.set_defaults(func=run_gallery)
     lab.set_defaults(func=lambda args: lab.print_help() or 2)
     _task_command(sub, "lr-find", "find a learning rate: exponential sweep, loss vs LR, suggested LR",
                   "LR range test (Smith 2017; fastai's lr_find) over a real training config: the learning rate grows "
@@ -116,6 +122,17 @@ def run_lab(args) -> int:
     if failed:
         print(f"{len(failed)} experiment(s) failed: {', '.join(failed)}", file=sys.stderr)
         return 1
+    return 0
+
+
+def run_gallery(args) -> int:
+    from cnnlab.lab.gallery import write_gallery
+
+    if not Path(args.results).is_dir():
+        raise ConfigError(f"{args.results}: no such folder; run `cnnlab lab run --all --out {args.results}` first")
+    intro = Path(args.intro).read_text().splitlines() if args.intro else None
+    missing = write_gallery(args.results, args.page, args.images, intro)
+    print(f"wrote {args.page}" + (f"; not yet run: {', '.join(missing)}" if missing else ""))
     return 0
 
 

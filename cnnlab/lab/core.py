@@ -59,6 +59,13 @@ class RunRecord:
         norm = self.task.normalization()
         return (norm(x) if norm is not None else x), ds.labels[:n]
 
+    @torch.no_grad()
+    def accuracy(self, split: str = "train", n: int = 2000) -> float:
+        """Accuracy of the final model in eval mode (no dropout, no augmentation) on the first ``n`` images of a split."""
+        x, y = self.images(n, split)
+        self.model.eval()
+        return float(torch.cat([self.model(b).argmax(1) for b in x.split(512)]).eq(y).float().mean())
+
     def series(self, key: str) -> list[float]:
         return [float(r[key]) if r.get(key) is not None else math.nan for r in self.rows]
 
@@ -71,6 +78,9 @@ class RunRecord:
         return max(s) if s else math.nan
 
 
+_DATA_CACHE: dict[tuple, Any] = {}  # built datasets by their data flags (a few MB each: digits, Fashion-MNIST subsets)
+
+
 class Context:
     """Seeds, quick mode and the output folder of one experiment run, with the helpers every experiment uses."""
 
@@ -80,7 +90,7 @@ class Context:
         self.quick = quick
         self.commands: list[str] = []
         self.runs = 0
-        self._data_cache: dict[tuple, Any] = {}
+        self._data_cache = _DATA_CACHE  # shared by the experiments of one process (lab run --all, tests)
         self._bar = None
         if progress:
             from tqdm import tqdm

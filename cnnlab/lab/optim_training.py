@@ -18,17 +18,18 @@ OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
                      "as or better than SGD, momentum, Nesterov, AdaGrad and RMSProp at theirs",
                      section="CS231n lecture 7 ('Adam is a good default choice')", budget_s=90)
 def adam_default(ctx: Context) -> Outcome:
-    epochs = ctx.pick(5, 1)
+    epochs = ctx.pick(3, 1)
     res, curves = {}, {}
     for name in OPTIMIZERS:
         lr = 0.01 if name == "sgd" else DEFAULT_LR[name]  # the lab's SGD baseline uses the course's 1e-2
-        runs = ctx.train_seeds(optimizer=name, lr=lr, epochs=epochs, model_kwargs={"width": 16})
+        runs = ctx.train_seeds(optimizer=name, lr=lr, epochs=epochs, model_kwargs={"width": 16}, data="fashion-mnist",
+                               img_size=28, limit=ctx.pick(5000, 256), limit_test=ctx.pick(1000, 128))
         res[name] = mean([r.last("val_acc") for r in runs])
         curves[name] = runs[0].series("train_loss")
     fig, ax = ctx.figure("loss")
     for name, c in curves.items():
         ax.plot(range(1, len(c) + 1), c, "o-", label=name)
-    ax.set(xlabel="epoch", ylabel="training loss", yscale="log", title="convnet_bn on digits, default learning rates")
+    ax.set(xlabel="epoch", ylabel="training loss", yscale="log", title="convnet_bn, Fashion-MNIST subset, default learning rates")
     ax.legend()
     fig_path = ctx.save(fig, "loss")
     n = {f"val_acc_{k}": v for k, v in res.items()}
@@ -46,18 +47,19 @@ def adam_default(ctx: Context) -> Outcome:
 @register_experiment(name="lr-decay", claim="Decaying the learning rate (step, cosine) lets SGD reach a lower loss than "
                      "keeping it constant", section="CS231n lecture 7 (learning rate decay)", budget_s=90)
 def lr_decay(ctx: Context) -> Outcome:
-    epochs = ctx.pick(12, 2)
+    epochs = ctx.pick(9, 2)
     res, curves = {}, {}
     for sched in ("none", "step", "cosine"):
         runs = ctx.train_seeds(optimizer="momentum", lr=0.1, schedule=sched, step_size=epochs / 3, gamma=0.1, epochs=epochs,
-                               model_kwargs={"width": 16})
+                               model_kwargs={"width": 16}, data="fashion-mnist", img_size=28, limit=ctx.pick(5000, 256),
+                               limit_test=ctx.pick(1000, 128))
         res[sched] = (mean([r.last("train_loss") for r in runs]), mean([r.last("val_loss") for r in runs]),
                       mean([r.last("val_acc") for r in runs]))
         curves[sched] = runs[0].series("train_loss")
     fig, ax = ctx.figure("loss")
     for k, c in curves.items():
         ax.plot(range(1, len(c) + 1), c, "o-", label=f"--schedule {k}")
-    ax.set(xlabel="epoch", ylabel="training loss", yscale="log", title="SGD+momentum lr 0.1, digits")
+    ax.set(xlabel="epoch", ylabel="training loss", yscale="log", title="SGD+momentum lr 0.1, Fashion-MNIST subset")
     ax.legend()
     fig_path = ctx.save(fig, "loss")
     n = {}

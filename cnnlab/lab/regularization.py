@@ -15,7 +15,8 @@ def _gap_runs(ctx: Context, label_flags: dict[str, dict], epochs: int, limit: in
     res = {}
     for label, flags in label_flags.items():
         runs = ctx.train_seeds(epochs=epochs, limit=limit, optimizer="adam", lr=2e-3, **flags)
-        res[label] = {"train_acc": mean([r.last("train_acc") for r in runs]), "val_acc": mean([r.last("val_acc") for r in runs]),
+        # training accuracy in eval mode (no dropout, no augmentation) on the training images themselves
+        res[label] = {"train_acc": mean([r.accuracy("train", limit) for r in runs]), "val_acc": mean([r.last("val_acc") for r in runs]),
                       "train_loss": runs[0].series("train_loss"), "val_loss": runs[0].series("val_loss"),
                       "final_train_loss": mean([r.last("train_loss") for r in runs])}
     return res
@@ -35,11 +36,11 @@ def _plot(ctx: Context, res: dict, name: str, title: str) -> str:
 @register_experiment(name="dropout", claim="Dropout regularizes (smaller gap between training and validation accuracy) "
                      "and slows training", section="CS231n lecture 7 (dropout); Srivastava et al. 2014", budget_s=90)
 def dropout(ctx: Context) -> Outcome:
-    epochs = ctx.pick(30, 2)
-    mk = {"width": 32, "depth": 1, "norm": "none"}
-    res = _gap_runs(ctx, {"no dropout": {"model_kwargs": mk}, "dropout 0.5": {"model_kwargs": mk, "drop_rate": 0.5}},
-                    epochs, ctx.pick(200, 128))
-    fig_path = _plot(ctx, res, "loss", "200 training digits")
+    epochs = ctx.pick(40, 2)
+    flags = {"data": "fashion-mnist", "img_size": 28, "limit_test": ctx.pick(1000, 128), "model": "lenet5",
+             "model_kwargs": {}}
+    res = _gap_runs(ctx, {"no dropout": flags, "dropout 0.5": dict(flags, drop_rate=0.5)}, epochs, ctx.pick(500, 128))
+    fig_path = _plot(ctx, res, "loss", "LeNet-5 on 500 Fashion-MNIST images")
     a, b = res["no dropout"], res["dropout 0.5"]
     n = {"gap_no_dropout": a["train_acc"] - a["val_acc"], "gap_dropout": b["train_acc"] - b["val_acc"],
          "val_acc_no_dropout": a["val_acc"], "val_acc_dropout": b["val_acc"],
@@ -55,7 +56,7 @@ def dropout(ctx: Context) -> Outcome:
                      section="CS231n lecture 7 (data augmentation)", budget_s=120)
 def augmentation(ctx: Context) -> Outcome:
     epochs = ctx.pick(30, 2)
-    flags = {"data": "fashion-mnist", "img_size": 28, "model_kwargs": {"width": 16}, "limit_test": 1000}
+    flags = {"data": "fashion-mnist", "img_size": 28, "model_kwargs": {"width": 16}, "limit_test": ctx.pick(1000, 128)}
     res = _gap_runs(ctx, {"none": dict(flags), "crop+rotate": dict(flags, augment="crop=3,rotate=10")}, epochs,
                     ctx.pick(500, 128))
     fig_path = _plot(ctx, res, "loss", "500 Fashion-MNIST training images")

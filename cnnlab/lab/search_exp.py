@@ -22,7 +22,8 @@ SPACE = {"lr": (1e-3, 1.0, "log"), "weight_decay": (1e-6, 1e-2, "log")}
 def random_vs_grid(ctx: Context) -> Outcome:
     side = ctx.pick(3, 2)
     epochs = ctx.pick(2, 1)
-    flags = dict(optimizer="momentum", epochs=epochs, model_kwargs={"width": 8})
+    flags = dict(optimizer="momentum", epochs=epochs, model_kwargs={"width": 8}, data="fashion-mnist", img_size=28,
+                 limit=ctx.pick(2000, 256), limit_test=ctx.pick(1000, 128))
 
     def score(params: dict) -> float:
         r = ctx.train(**flags, **params, note=f"lr {params['lr']:.3g}")
