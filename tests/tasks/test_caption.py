@@ -18,6 +18,8 @@ def write_captions(root, n_train=48, n_val=16, n_test=8, size=32, seed=0):
     """One red or blue square, left or right, on dark noise; two captions per image; instances.json with boxes."""
     rng = np.random.default_rng(seed)
     for split, n in (("train", n_train), ("val", n_val), ("test", n_test)):
+        if n == 0:
+            continue
         folder = root / split
         (folder / "images").mkdir(parents=True)
         images, anns, inst = [], [], []
@@ -148,3 +150,23 @@ def test_scenes_hold_out_colour_shape_pairs(tmp_path):
     assert len(novel) == 6 and all(any(p in held for p in ps) for ps in novel.values())
     caps = json.loads((out / "test_novel" / "annotations.json").read_text())["annotations"]
     assert any(f"{c} {s}" in a["caption"] for a in caps for c, s in held)
+
+
+def test_frozen_features_are_cached_once_and_match_the_backbone(tmp_path):
+    from cnnlab.tasks.caption import Caption, CaptionConfig
+
+    data = write_captions(tmp_path / "caps", n_train=6, n_val=2, n_test=0)
+    cfg = CaptionConfig(task="caption", data=str(data), img_size=64, batch_size=4).validate()
+    task = Caption(cfg)
+    bundle = task.build_data(cfg)
+    model = task.build_model(cfg, bundle).train()
+    assert task.meta["train_backbone"] is False and bundle.meta["vocab"][:4] == ["<PAD>", "<START>", "<END>", "<UNK>"]
+    batch = bundle.collate([bundle.train[i] for i in (4, 1, 2)])
+    first = task.features(model, batch)
+    assert first.shape == (3, 4, 1280)  # 64 px -> a 2 x 2 map of mobilenet_v2's 1280 channels
+    assert bundle.train.cached.tolist() == [False, True, True, False, True, False]
+    with torch.no_grad():
+        fresh = model.encode(batch["images"])
+    assert torch.allclose(first, fresh, rtol=1e-2, atol=1e-2)  # stored in float16
+    batch["images"] = torch.zeros_like(batch["images"])  # a cached image is not encoded again
+    assert torch.equal(task.features(model, batch), first)
