@@ -42,6 +42,7 @@ class BoxRecord:
     width: int
     height: int
     where: str  # the annotation file (and image) to name in errors
+    segmentations: list | None = None  # COCO only: each object's polygons / RLE (None: no mask given)
 
 
 @dataclass
@@ -110,7 +111,8 @@ def _coco(files: dict[str, Path]) -> DetectionSource:
             objs = [o for o in ds.objects[im.id] if not o.iscrowd]
             recs.append(BoxRecord(str(im.path), torch.tensor([o.box for o in objs], dtype=torch.float32).reshape(-1, 4),
                                   torch.tensor([o.label for o in objs], dtype=torch.int64), int(im.id), im.width,
-                                  im.height, f"{path}: image {im.file_name!r}"))
+                                  im.height, f"{path}: image {im.file_name!r}",
+                                  [o.segmentation for o in objs]))
         splits[s] = recs
     return DetectionSource("coco", list(classes), splits, {s: str(p) for s, p in files.items()}, list(cat_ids))
 
@@ -191,6 +193,8 @@ class DetectionSet:
     sizes: list[tuple[int, int]]  # original (height, width), for results in the original pixels
     transform: Callable | None = None  # item -> item (augmentation, normalization; set by the task)
     classes: list[str] = field(default_factory=list)
+    masks: list[torch.Tensor] | None = None  # per image u8 (n, S, S) instance masks (with_masks=True)
+    proposals: list[torch.Tensor] | None = None  # per image f32 (P, 4) region proposals (Fast R-CNN, R-CNN)
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -198,6 +202,10 @@ class DetectionSet:
     def __getitem__(self, i: int) -> dict[str, Any]:
         item = {"images": self.images[i].float() / 255,
                 "targets": {"boxes": self.boxes[i].clone(), "labels": self.labels[i].clone(), "image_id": self.image_ids[i]}}
+        if self.masks is not None:
+            item["targets"]["masks"] = self.masks[i].clone()
+        if self.proposals is not None:
+            item["targets"]["proposals"] = self.proposals[i].clone()
         return self.transform(item) if self.transform is not None else item
 
     def all_boxes(self) -> torch.Tensor:
@@ -206,18 +214,22 @@ class DetectionSet:
 
 
 def load_detection_set(records: list[BoxRecord], size: int, num_classes: int, skip_bad: bool = False,
-                       skipped: list | None = None, source: str = "") -> DetectionSet:
-    """Decode, check and resize every record (see the module docstring)."""
+                       skipped: list | None = None, source: str = "", with_masks: bool = False) -> DetectionSet:
+    """Decode, check and resize every record (see the module docstring). ``with_masks``: also decode each
+    object's COCO polygons / RLE into u8 (n, S, S) instance masks (nearest resize); DataError when the
+    folder has none (instance masks are read from COCO JSON only)."""
     from cnnlab.data.images import load_image
     from cnnlab.data.single_object import resize_image
 
     if not records:
         raise DataError(f"{source}: no images listed")
-    images, boxes, labels, ids, paths, sizes = [], [], [], [], [], []
+    images, boxes, labels, ids, paths, sizes, masks = [], [], [], [], [], [], []
     for r in records:
         try:
             check_record(r, num_classes)
             img = load_image(r.path, channels=3)  # uint8 (3, H, W)
+            if with_masks:
+                masks.append(_instance_masks(r, size))
         except DataError as e:
             if not skip_bad:
                 raise
@@ -237,7 +249,34 @@ def load_detection_set(records: list[BoxRecord], size: int, num_classes: int, sk
         sizes.append((int(h), int(w)))
     if not images:
         raise DataError(f"{source}: no usable images left after skipping bad files")
-    return DetectionSet(torch.stack(images), boxes, labels, ids, paths, sizes)
+    return DetectionSet(torch.stack(images), boxes, labels, ids, paths, sizes, masks=masks if with_masks else None)
+
+
+def _instance_masks(r: BoxRecord, size: int) -> torch.Tensor:
+    """A record's objects as u8 (n, size, size) masks (nearest resize); DataError naming the file when absent."""
+    import numpy as np
+    import torch.nn.functional as F
+
+    from cnnlab.data.coco import segmentation_to_mask
+
+    segs = r.segmentations
+    if segs is None or (len(segs) and all(s is None for s in segs)):
+        raise DataError(f"{r.where}: no instance masks (COCO 'segmentation'); Mask R-CNN needs them "
+                        "(make such data with `cnnlab data scenes --kind segment`), or use --model faster_rcnn")
+    out = np.zeros((len(segs), r.height, r.width), dtype=np.uint8)  # (n, H, W)
+    for k, seg in enumerate(segs):
+        if seg is None:  # an object without a mask: its box, filled
+            x0, y0, x1, y1 = (int(round(v)) for v in r.boxes[k].tolist())
+            out[k, max(0, y0):y1, max(0, x0):x1] = 1
+            continue
+        try:
+            out[k] = segmentation_to_mask(seg, r.height, r.width)
+        except (ValueError, TypeError) as e:
+            raise DataError(f"{r.where}: object {k} segmentation: {e}") from None
+    m = torch.from_numpy(out)
+    if m.shape[-2:] != (size, size) and len(m):
+        m = F.interpolate(m[None].float(), size=(size, size), mode="nearest-exact")[0].to(torch.uint8)
+    return m.reshape(-1, size, size)
 
 
 def collate_detection(items: list[dict]) -> dict[str, Any]:
@@ -271,10 +310,17 @@ def detection_transform(augment: str, normalize: Callable, size: int) -> Callabl
         t = item["targets"]
         sample = {"image": tv_tensors.Image(item["images"]), "labels": t["labels"],
                   "boxes": tv_tensors.BoundingBoxes(t["boxes"], format="XYXY", canvas_size=(size, size))}
+        if "masks" in t:  # instance masks move (and are dropped) with their boxes
+            sample["masks"] = tv_tensors.Mask(t["masks"])
         out = pipeline(sample)
         image = out["image"].as_subclass(torch.Tensor)
-        return {"images": normalize(image), "targets": {"boxes": out["boxes"].as_subclass(torch.Tensor).float(),
-                                                       "labels": out["labels"], "image_id": t["image_id"]}}
+        targets = {"boxes": out["boxes"].as_subclass(torch.Tensor).float(), "labels": out["labels"],
+                   "image_id": t["image_id"]}
+        if "masks" in t:
+            targets["masks"] = out["masks"].as_subclass(torch.Tensor)
+        if "proposals" in t:
+            targets["proposals"] = t["proposals"]
+        return {"images": normalize(image), "targets": targets}
 
     return tf
 

@@ -1,12 +1,14 @@
 """Object detection: every object of an image, its class and box, on any backbone.
 
-``cnnlab train detect --data DIR --model yolo|ssd|sliding_window --backbone NAME``. DIR is a COCO, VOC
+``cnnlab train detect --data DIR --model yolo|ssd|sliding_window|rcnn|fast_rcnn|faster_rcnn|mask_rcnn
+--backbone NAME``; the region-based four live in ``tasks/detect_regions.py``. DIR is a COCO, VOC
 or YOLO-txt folder (``cnnlab.data.detection`` recognizes the layout). Images are resized to
 ``--img-size`` squares and held in memory. Batches (DESIGN): ``images`` list of f32 (3, S, S),
 ``targets`` list of dict(boxes f32[N,4] xyxy px, labels i64[N], image_id).
 
 Metrics: COCO AP@[.5:.95] (``map``), AP50 (``map50``, picks the best checkpoint), AP75 via
-pycocotools, Pascal VOC AP50 (all-point) and per-class AP50 (``ap50_<class>``).
+pycocotools, Pascal VOC AP50 (all-point) and per-class AP50 (``ap50_<class>``); with Mask R-CNN,
+mask AP (``mask_map``, ``mask_map50``, ``mask_map75``, pycocotools ``segm``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from cnnlab.errors import ConfigError, DataError
 from cnnlab.tasks import register_task
 from cnnlab.tasks.base import BackboneTaskConfig, DataBundle, Evaluator, Task, backbone_kwargs, create_backbone
 
-DETECTORS = ("yolo", "ssd", "sliding_window")
+DETECTORS = ("yolo", "ssd", "sliding_window", "rcnn", "fast_rcnn", "faster_rcnn", "mask_rcnn")
 DEFAULT_SIZE = 320  # when a folder's images differ in size
 
 
@@ -33,7 +35,18 @@ class DetectConfig(BackboneTaskConfig):
     data: str = opt("", "a COCO, Pascal VOC or YOLO-txt folder (train and val splits, or val carved from train)",
                     group="data")
     model: str = opt("yolo", "detector: yolo (grid + anchor boxes), ssd (default boxes on several maps), "
-                     "sliding_window (a window classifier run as convolutions)", group="model", choices=DETECTORS)
+                     "sliding_window (a window classifier run as convolutions), rcnn (warped selective-search "
+                     "regions, SVMs), fast_rcnn (one pass, RoI Pool), faster_rcnn (region proposal network), "
+                     "mask_rcnn (+ RoI Align and a mask head; needs COCO instance masks)", group="model",
+                     choices=DETECTORS)
+    roi: str | None = opt(None, "RoI feature pooling: align (RoI Align, the default of faster_rcnn and mask_rcnn) or "
+                          "pool (RoI Pool, the default of fast_rcnn)", group="model", choices=("align", "pool"))
+    proposals: int = opt(2000, "rcnn, fast_rcnn: selective-search proposals kept per image (the best-ranked)",
+                         group="model", min=1)
+    warp: int = opt(64, "rcnn: the square size each region is warped to (the paper's 227 for AlexNet)", group="model",
+                    min=8)
+    svm_images: int = opt(300, "rcnn: training images whose regions train the SVMs and box regressors",
+                          group="model", min=1)
     backbone: str = opt("mobilenet_v2", "backbone: any registered model (see `cnnlab models`)", group="model")
     img_size: int | None = opt(None, "resize images to this square size (default: the images' size when they are "
                                f"all one square size, else {DEFAULT_SIZE})", group="data", min=32)
@@ -52,12 +65,23 @@ class DetectConfig(BackboneTaskConfig):
                          group="model", min=0, max=1)
     freeze: int | None = opt(None, "freeze the first N backbone stages (default: 2 with pretrained weights, as "
                              "torchvision's detectors train 3 of 5; else 0)", group="model", min=0)
-    epochs: int = opt(30, "number of passes over the training set", group="optimization", min=1)
+    epochs: int | None = opt(None, "number of passes over the training set (default: 30; faster_rcnn, mask_rcnn, "
+                             "fast_rcnn 12; rcnn 2, its fine-tuning)", group="optimization", min=1)
     lr: float | None = opt(2e-3, "peak learning rate (AdamW, cosine after a 1-epoch warm-up)", group="optimization",
                            min=0, min_open=True)
     batch_size: int = opt(32, "images per training step", group="optimization", min=1)
 
     def validate(self) -> "DetectConfig":
+        from cnnlab.tasks.detect_regions import EPOCHS, PROPOSAL_DETECTORS
+
+        if self.epochs is None:
+            self.epochs = EPOCHS.get(self.model, 30)
+        if self.model in PROPOSAL_DETECTORS:  # proposals are computed once per image: no geometric augmentation
+            if self.augment == "scale+color":
+                self.augment = "color"
+            elif {"scale", "hflip"} & set(self.augment.split("+")):
+                raise ConfigError(f"--augment {self.augment}: {self.model} reads selective-search proposals computed "
+                                  "once per image, so boxes cannot move; use --augment color or none")
         if self.weights in ("auto", "none", ""):
             from cnnlab.models.pretrained import names_for
 
@@ -106,10 +130,16 @@ class DetectEvaluator(Evaluator):
 
     @torch.no_grad()
     def update(self, out: dict[str, Any]) -> None:
+        from cnnlab.tasks.detect_regions import masks_to_rles
+
         super().update(out)
-        self.preds += [{k: v.detach().cpu() for k, v in p.items()} for p in out["preds"]]
-        self.targets += [{"boxes": t["boxes"].cpu(), "labels": t["labels"].cpu(), "image_id": t["image_id"]}
-                         for t in out["targets"]]
+        for p, t in zip(out["preds"], out["targets"]):
+            pred = {k: v.detach().cpu() for k, v in p.items() if k != "masks"}
+            truth = {"boxes": t["boxes"].cpu(), "labels": t["labels"].cpu(), "image_id": t["image_id"]}
+            if "masks" in p:  # instance masks are kept as run-length codes (an image's 100 masks would be MBs)
+                pred["rles"], truth["rles"] = masks_to_rles(p["masks"]), masks_to_rles(t["masks"])
+            self.preds.append(pred)
+            self.targets.append(truth)
 
     def sync(self) -> None:
         import torch.distributed as dist
@@ -133,6 +163,10 @@ class DetectEvaluator(Evaluator):
         out = {k: float(v) / n for k, v in self.sums.items()}
         m = self.metrics()
         out.update(m.compute())
+        if self.preds and all("rles" in p for p in self.preds):
+            from cnnlab.tasks.detect_regions import mask_ap
+
+            out.update(mask_ap(self.preds, self.targets, len(self.classes)))
         out["count"] = int(self.n)
         out["pr_curves"] = {c: [r.tolist(), p.tolist()] for c, (r, p) in m.pr_curves().items()}  # for plots only
         return out
@@ -144,7 +178,7 @@ class Detect(Task):
     Config = DetectConfig
     monitor, mode = "map50", "max"
     progress_keys = ("loss",)
-    summary_keys = ("map50", "map", "map75", "voc_map50")
+    summary_keys = ("map50", "map", "map75", "voc_map50", "mask_map50", "mask_map")
     required_meta = ("classes", "num_classes", "img_size", "normalization", "detector")
     examples = """examples:
   cnnlab data scenes --kind detect --objects digits --n 1500 --out data/det
@@ -174,7 +208,9 @@ class Detect(Task):
             raise DataError(f"--data {cfg.data}: its classes {classes[:5]} are not the run's {self.meta['classes'][:5]}; "
                             "evaluate on data with the same class list")
         skipped: list = []
-        sets = {s: D.load_detection_set(r, size, len(classes), cfg.skip_bad, skipped, src.files.get(s, cfg.data))
+        with_masks = cfg.model == "mask_rcnn"
+        sets = {s: D.load_detection_set(r, size, len(classes), cfg.skip_bad, skipped, src.files.get(s, cfg.data),
+                                        with_masks=with_masks)
                 for s, r in records.items() if r}
         if "normalization" in self.meta:
             norm = Normalization.from_dict(self.meta["normalization"])
@@ -186,6 +222,11 @@ class Detect(Task):
         for s in ("val", "test"):
             if s in sets:
                 sets[s].transform = D.eval_transform(norm)
+        from cnnlab.tasks.detect_regions import PROPOSAL_DETECTORS, attach_proposals
+
+        if cfg.model in PROPOSAL_DETECTORS:
+            attach_proposals(sets, cfg.proposals)  # computed on first use (the first epoch), then kept
+            self.svm_source = sets["train"]
         meta = {"classes": classes, "num_classes": len(classes), "in_chans": 3, "img_size": [size, size],
                 "normalization": norm.to_dict(), "data": cfg.data, "format": src.format,
                 "category_ids": src.category_ids or list(range(1, len(classes) + 1))}
@@ -196,8 +237,12 @@ class Detect(Task):
     def create_network(self, meta: dict[str, Any]) -> nn.Module:
         from cnnlab.models.detection import SSD, YOLO, SlidingWindowDetector
 
+        from cnnlab.tasks.detect_regions import REGION_DETECTORS, create_region_network
+
         backbone = create_backbone(meta)
         c, size = meta["num_classes"], meta["img_size"][0]
+        if meta["detector"] in REGION_DETECTORS:
+            return create_region_network(meta, backbone)
         if meta["detector"] == "yolo":
             return YOLO(backbone, c, meta["anchors"], extra_anchor_iou=meta.get("anchor_iou", 1.0))
         if meta["detector"] == "ssd":
@@ -209,6 +254,7 @@ class Detect(Task):
 
         as_backbone = dataclasses.replace(cfg, model=cfg.backbone)
         self.meta.update(model=cfg.backbone, detector=cfg.model, head_drop_rate=cfg.drop_rate, anchor_iou=cfg.anchor_iou,
+                         roi=cfg.roi, warp=cfg.warp,
                          model_kwargs=backbone_kwargs(as_backbone, self.meta["img_size"][0]))
         if cfg.model == "yolo" and "anchors" not in self.meta:
             self.meta["anchors"], self.meta["anchor_report"] = choose_anchors(cfg, data.train)
@@ -231,7 +277,11 @@ class Detect(Task):
         return x
 
     def training_step(self, model: nn.Module, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        from cnnlab.tasks.detect_regions import REGION_DETECTORS
+
         x = self._images(batch)
+        if self.meta["detector"] in REGION_DETECTORS:
+            return model.losses(x, batch["targets"])
         if self.meta["detector"] == "sliding_window":
             import torch.nn.functional as F
 
@@ -241,7 +291,11 @@ class Detect(Task):
             return {"loss": loss, "acc": (logits.detach().argmax(1) == labels).float().mean()}
         return model.loss(model(x), batch["targets"], self._size(x))
 
-    def _detect(self, model: nn.Module, x: torch.Tensor, score_threshold: float) -> list[dict]:
+    def _detect(self, model: nn.Module, x: torch.Tensor, score_threshold: float, targets: list | None = None) -> list[dict]:
+        from cnnlab.tasks.detect_regions import REGION_DETECTORS, region_detect
+
+        if self.meta["detector"] in REGION_DETECTORS:
+            return region_detect(self, model, x, score_threshold, targets)
         if self.meta["detector"] == "sliding_window":
             return model.detect(model.dense(x), score_threshold, min(self.cfg.nms_iou, 0.3))
         return model.detect(model(x), score_threshold, self.cfg.nms_iou)
@@ -250,7 +304,11 @@ class Detect(Task):
     def validation_step(self, model: nn.Module, batch: dict[str, Any]) -> dict[str, Any]:
         x = self._images(batch)
         out: dict[str, Any] = {"n": len(x), "targets": batch["targets"]}
-        if self.meta["detector"] == "sliding_window":
+        from cnnlab.tasks.detect_regions import REGION_DETECTORS
+
+        if self.meta["detector"] in REGION_DETECTORS:  # no validation loss: torchvision's heads give it in training only
+            out["preds"] = self._detect(model, x, 0.01, batch["targets"])
+        elif self.meta["detector"] == "sliding_window":
             dense = model.dense(x)
             out["preds"] = model.detect(dense, 0.01, min(self.cfg.nms_iou, 0.3))
         else:
@@ -290,6 +348,8 @@ class Detect(Task):
     @torch.no_grad()
     def predict(self, model: nn.Module, images: torch.Tensor, originals: list[torch.Tensor] | None = None) -> list[dict]:
         """Per image: {"detections": [{"class", "score", "box" xyxy in the original image's pixels}]}."""
+        from cnnlab.tasks.detect_regions import masks_to_rles, resize_masks
+
         s = images.shape[-1]
         out = []
         for i, det in enumerate(self._detect(model, images, self.cfg.score_threshold)):
@@ -298,6 +358,9 @@ class Detect(Task):
             rows = [{"class": self.meta["classes"][int(c)], "label": int(c), "score": round(float(p), 4),
                      "box": [round(float(v), 1) for v in (b.cpu() * scale)]}
                     for b, p, c in zip(det["boxes"], det["scores"], det["labels"])]
+            if "masks" in det:  # COCO RLE (compressed counts) in the original image's pixels
+                for row, rle in zip(rows, masks_to_rles(resize_masks(det["masks"].cpu(), h, w))):
+                    row["mask"] = {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode()}
             out.append({"detections": rows, "count": len(rows)})
         return out
 
@@ -314,11 +377,15 @@ class Detect(Task):
         k = 0
         for batch in loader:
             x = self._images(batch)
-            for det in self._detect(model, x, 0.01):
+            for det in self._detect(model, x, 0.01, batch["targets"]):
                 h, w = ds.sizes[k]
                 scale = torch.tensor([w / s, h / s, w / s, h / s])
                 preds.append({"image_id": ds.image_ids[k], "boxes": det["boxes"].cpu() * scale,
                               "labels": det["labels"].cpu(), "scores": det["scores"].cpu()})
+                if "masks" in det:
+                    from cnnlab.tasks.detect_regions import resize_masks
+
+                    preds[-1]["masks"] = (resize_masks(det["masks"].cpu(), h, w) > 0.5).numpy()
                 k += 1
         try:
             out = write_coco_results(path, preds, bundle.meta.get("category_ids"))
@@ -330,6 +397,10 @@ class Detect(Task):
         from cnnlab.engine.plots import draw_boxes
 
         dets = prediction["detections"]
+        if any("mask" in d for d in dets):
+            from cnnlab.tasks.detect_regions import draw_masks
+
+            return draw_masks(image, dets, path)
         draw_boxes(image, [d["box"] for d in dets], [f"{d['class']} {d['score']:.2f}" for d in dets], path)
 
     def report(self, run_dir: Path, model: nn.Module, data: DataBundle, final: dict[str, Any], split: str | None,
