@@ -23,7 +23,7 @@ from torch import nn
 
 REGION_DETECTORS = ("rcnn", "fast_rcnn", "faster_rcnn", "mask_rcnn")
 PROPOSAL_DETECTORS = ("rcnn", "fast_rcnn")
-EPOCHS = {"rcnn": 2, "fast_rcnn": 12, "faster_rcnn": 12, "mask_rcnn": 12}  # defaults (one-stage: 30)
+EPOCHS = {"rcnn": 2, "fast_rcnn": 6, "faster_rcnn": 6, "mask_rcnn": 6}  # defaults (one-stage: 30)
 
 
 def create_region_network(meta: dict[str, Any], backbone: nn.Module) -> nn.Module:

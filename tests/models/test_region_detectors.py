@@ -45,7 +45,7 @@ def test_roi_pool_and_align_against_torchvision_and_by_hand():
     pool = RoIPooler(2, "pool")(feats, boxes, shapes)
     align = RoIPooler(2, "align")({"0": feats}, boxes, shapes)
     assert torch.equal(pool, torchvision.ops.roi_pool(feats, boxes, 2, 1 / 8))
-    assert torch.allclose(align, torchvision.ops.roi_align(feats, boxes, 2, 1 / 8, 2, aligned=True))
+    assert torch.allclose(align, torchvision.ops.roi_align(feats, boxes, 2, 1 / 8, 1, aligned=True))
     # RoI Pool quantizes: x 0..56 at stride 8 rounds to cells 0..7 inclusive (Fast R-CNN's +1 convention),
     # the whole 8 x 8 map, so its 2 x 2 bins are the max of each quadrant
     whole = RoIPooler(2, "pool")(feats, [torch.tensor([[0.0, 0.0, 56.0, 56.0]])], shapes)

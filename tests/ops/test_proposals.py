@@ -49,3 +49,25 @@ def test_proposal_recall_by_hand():
     props = torch.tensor([[0.0, 0.0, 10.0, 12.0], [20.0, 20.0, 40.0, 40.0]])  # IoU 0.83 and 0.25
     assert proposal_recall(props, gt, 0.5) == (1, 3) and proposal_recall(props, gt, 0.2) == (2, 3)
     assert proposal_recall(torch.zeros(0, 4), gt) == (0, 3) and proposal_recall(props, torch.zeros(0, 4)) == (0, 0)
+
+
+def test_the_proposals_command_draws_and_measures(tmp_path, capsys):
+    import json
+
+    from PIL import Image
+
+    from cnnlab.cli.main import main
+    from cnnlab.data.scenes import make_scenes
+
+    img, _ = drawn_image()
+    Image.fromarray(img).save(tmp_path / "photo.png")
+    assert main(["proposals", str(tmp_path / "photo.png"), "--top", "5", "--out", str(tmp_path / "p.png"), "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert (tmp_path / "p.png").is_file() and row["count"] == len(row["boxes"]) >= 5
+    scenes = make_scenes("detect", 4, tmp_path / "sc", objects="shapes", size=48, min_size=14, max_size=20, max_objects=2,
+                         n_val=3, n_test=0, clutter=0, seed=2)
+    assert main(["proposals", "--data", str(scenes), "--limit", "3", "--json"]) == 0
+    t = json.loads(capsys.readouterr().out)
+    assert t["images"] == 3 and 0 < t["recall_at_0.5"]["2000"] <= 1 and t["proposals_per_second"] > 0
+    assert t["recall_at_0.5"]["100"] <= t["recall_at_0.5"]["2000"]
+    assert main(["proposals"]) != 0 and "give an image" in capsys.readouterr().err

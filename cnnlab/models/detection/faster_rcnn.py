@@ -3,7 +3,7 @@
 Composed from torchvision's pieces (DESIGN principle 2): ``AnchorGenerator``, ``RegionProposalNetwork``
 (RPN head: per anchor an objectness logit and 4 box deltas; anchors with IoU >= 0.7 with an object are
 positive, < 0.3 negative, 256 sampled per image, half positive) and ``RoIHeads`` (proposals with
-IoU >= 0.5 are foreground, 128 sampled per image, a quarter foreground; two FC layers, then class
+IoU >= 0.5 are foreground, 64 sampled per image (the paper: 512), a quarter foreground; two FC layers, then class
 scores and class-specific box deltas; Mask R-CNN adds a 4-conv mask head predicting a 28 x 28 mask per
 class). Ours: the backbone adapter (``regions.FeatureMap``: one stride-16 map from any backbone), the
 RoI pooler (``regions.RoIPooler``: RoI Align or RoI Pool, ``roi=`` swaps them), anchor sizes from the
@@ -37,7 +37,7 @@ class FasterRCNN(nn.Module):
 
     def __init__(self, backbone: nn.Module, num_classes: int, img_size: int, masks: bool = False, roi: str = "align",
                  channels: int = 128, representation: int = 256, rpn_post_nms_train: int = 300,
-                 rpn_post_nms_test: int = 100, rois_per_image: int = 128):
+                 rpn_post_nms_test: int = 100, rois_per_image: int = 64):
         super().__init__()
         from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
         from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
