@@ -78,7 +78,7 @@ def bottleneck(ctx: Context) -> Outcome:
 
 
 @register_experiment(name="googlenet-aux", claim="GoogLeNet's auxiliary classifiers inject extra gradient into the "
-                     "middle layers; their effect on accuracy is small", budget_s=300,
+                     "middle layers; their effect on accuracy is small", budget_s=150,
                      section="CS231n lecture 9 (GoogLeNet: auxiliary classification outputs)")
 def googlenet_aux(ctx: Context) -> Outcome:
     from cnnlab.models import create_model

@@ -10,7 +10,7 @@ DEEP = {"depth": 4, "activation": "relu"}  # 12 conv layers
 
 
 @register_experiment(name="batchnorm-deep", claim="Without batch norm a deep net trains slowly or not at all; with it "
-                     "the same net converges", section="CS231n lecture 6 (batch normalization)", budget_s=90)
+                     "the same net converges", section="CS231n lecture 6 (batch normalization)", budget_s=30)
 def batchnorm_deep(ctx: Context) -> Outcome:
     epochs = ctx.pick(8, 1)
     n, curves = {}, {}
@@ -31,7 +31,7 @@ def batchnorm_deep(ctx: Context) -> Outcome:
     return Outcome(n, held, verdict, [fig_path])
 
 
-@register_experiment(name="batchnorm-high-lr", claim="Batch norm allows much higher learning rates", budget_s=120,
+@register_experiment(name="batchnorm-high-lr", claim="Batch norm allows much higher learning rates", budget_s=30,
                      section="CS231n lecture 6 (batch normalization); Ioffe & Szegedy 2015, section 3.3")
 def batchnorm_high_lr(ctx: Context) -> Outcome:
     epochs = ctx.pick(4, 1)
@@ -63,7 +63,7 @@ def batchnorm_high_lr(ctx: Context) -> Outcome:
 
 @register_experiment(name="batchnorm-init", claim="Batch norm makes training far less sensitive to the scale of the "
                      "initial weights", section="CS231n lecture 6 (batch normalization: 'reduces the strong dependence "
-                     "on initialization')", budget_s=120)
+                     "on initialization')", budget_s=30)
 def batchnorm_init(ctx: Context) -> Outcome:
     epochs = ctx.pick(4, 1)
     stds = ctx.pick((0.001, 0.01, 0.1, 0.3, 1.0), (0.001, 0.3))

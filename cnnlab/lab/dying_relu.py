@@ -45,7 +45,7 @@ def dead_fraction(model: torch.nn.Module, x: torch.Tensor, tol: float = 1e-6) ->
 
 @register_experiment(name="dying-relu", claim="After a too-large update many ReLU units die (zero gradient on every "
                      "input, for good); Leaky ReLU, ELU and Maxout units cannot", section="CS231n notes, Neural Networks "
-                     "Part 1 (ReLU cons, Leaky ReLU, Maxout)", budget_s=60)
+                     "Part 1 (ReLU cons, Leaky ReLU, Maxout)", budget_s=15)
 def dying_relu(ctx: Context) -> Outcome:
     epochs = ctx.pick(4, 1)
     lrs = (0.05, 1.0)

@@ -11,7 +11,7 @@ from cnnlab.tasks.classify import tta_probs
 
 
 @register_experiment(name="ensembles", claim="An ensemble of independently trained models is a couple of points more "
-                     "accurate than its members", section="CS231n lecture 7 (model ensembles)", budget_s=150)
+                     "accurate than its members", section="CS231n lecture 7 (model ensembles)", budget_s=90)
 def ensembles(ctx: Context) -> Outcome:
     members = ctx.pick(5, 2)
     flags = dict(data="fashion-mnist", img_size=28, model_kwargs={"width": 8}, epochs=ctx.pick(4, 1),

@@ -56,7 +56,7 @@ def init_collapse(ctx: Context) -> Outcome:
 
 @register_experiment(name="init-training", claim="A deep net without batch norm does not train from a small random "
                      "init, and does from Xavier or He init", section="CS231n lecture 6 (weight initialization)",
-                     budget_s=60)
+                     budget_s=15)
 def init_training(ctx: Context) -> Outcome:
     epochs = ctx.pick(8, 1)
     n, curves = {}, {}

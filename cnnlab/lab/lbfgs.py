@@ -52,7 +52,7 @@ def full_train_loss(r) -> float:
         return float(F.cross_entropy(r.model(x), y))
 
 
-@register_experiment(name="lbfgs", claim="L-BFGS works well full batch but not with mini-batches", budget_s=60,
+@register_experiment(name="lbfgs", claim="L-BFGS works well full batch but not with mini-batches", budget_s=10,
                      section="CS231n lecture 7 (second-order optimization: L-BFGS)")
 def lbfgs(ctx: Context) -> Outcome:
     steps = ctx.pick(30, 3)

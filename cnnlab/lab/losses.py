@@ -25,7 +25,7 @@ class SquaredErrorClassify(Classify):
 
 
 @register_experiment(name="xent-vs-mse", claim="From confidently wrong predictions, cross-entropy learns much faster "
-                     "than squared error", section="CS231n lecture 3 (softmax loss); Nielsen ch. 3", budget_s=60)
+                     "than squared error", section="CS231n lecture 3 (softmax loss); Nielsen ch. 3", budget_s=10)
 def xent_vs_mse(ctx: Context) -> Outcome:
     # (1) the gradient on the logits of one confidently wrong prediction (p(wrong class) ~ 0.99)
     z = torch.tensor([[6.0, 0.0, 0.0, 0.0, 0.0]], requires_grad=True)  # true class is 1

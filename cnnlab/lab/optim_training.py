@@ -16,7 +16,7 @@ OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam")
 
 @register_experiment(name="adam-default", claim="Adam is a good default: at its usual learning rate it trains as well "
                      "as or better than SGD, momentum, Nesterov, AdaGrad and RMSProp at theirs",
-                     section="CS231n lecture 7 ('Adam is a good default choice')", budget_s=90)
+                     section="CS231n lecture 7 ('Adam is a good default choice')", budget_s=150)
 def adam_default(ctx: Context) -> Outcome:
     epochs = ctx.pick(3, 1)
     res, curves = {}, {}
@@ -45,7 +45,7 @@ def adam_default(ctx: Context) -> Outcome:
 
 
 @register_experiment(name="lr-decay", claim="Decaying the learning rate (step, cosine) lets SGD reach a lower loss than "
-                     "keeping it constant", section="CS231n lecture 7 (learning rate decay)", budget_s=90)
+                     "keeping it constant", section="CS231n lecture 7 (learning rate decay)", budget_s=240)
 def lr_decay(ctx: Context) -> Outcome:
     epochs = ctx.pick(9, 2)
     res, curves = {}, {}

@@ -34,7 +34,7 @@ def _plot(ctx: Context, res: dict, name: str, title: str) -> str:
 
 
 @register_experiment(name="dropout", claim="Dropout regularizes (smaller gap between training and validation accuracy) "
-                     "and slows training", section="CS231n lecture 7 (dropout); Srivastava et al. 2014", budget_s=90)
+                     "and slows training", section="CS231n lecture 7 (dropout); Srivastava et al. 2014", budget_s=30)
 def dropout(ctx: Context) -> Outcome:
     epochs = ctx.pick(40, 2)
     flags = {"data": "fashion-mnist", "img_size": 28, "limit_test": ctx.pick(1000, 128), "model": "lenet5",
@@ -53,7 +53,7 @@ def dropout(ctx: Context) -> Outcome:
 
 
 @register_experiment(name="augmentation", claim="Data augmentation reduces overfitting on a small training set",
-                     section="CS231n lecture 7 (data augmentation)", budget_s=120)
+                     section="CS231n lecture 7 (data augmentation)", budget_s=90)
 def augmentation(ctx: Context) -> Outcome:
     epochs = ctx.pick(30, 2)
     flags = {"data": "fashion-mnist", "img_size": 28, "model_kwargs": {"width": 16}, "limit_test": ctx.pick(1000, 128)}

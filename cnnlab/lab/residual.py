@@ -20,7 +20,7 @@ from cnnlab.models import create_model
 
 
 @register_experiment(name="degradation", claim="Deeper plain nets get a higher training error than shallower ones, "
-                     "while ResNets of the same depth do not degrade", budget_s=300,
+                     "while ResNets of the same depth do not degrade", budget_s=120,
                      section="CS231n lecture 9 (ResNet); He et al. 2015, Fig. 1 and Fig. 6")
 def degradation(ctx: Context) -> Outcome:
     depths = ctx.pick((20, 56), (20, 32))

@@ -18,7 +18,7 @@ MOBILENET = dict(data="fashion-mnist", model="mobilenet_v2", model_kwargs={}, we
 
 
 @register_experiment(name="transfer-learning", claim="With little data, train only the new head on a frozen pretrained "
-                     "trunk; with more data, fine-tuning the whole net pays off", budget_s=300,
+                     "trunk; with more data, fine-tuning the whole net pays off", budget_s=180,
                      section="CS231n lecture 7 (transfer learning: 'very little data' vs 'quite a lot of data')")
 def transfer_learning(ctx: Context) -> Outcome:
     sizes = ctx.pick((100, 2000), (32, 64))
@@ -60,7 +60,7 @@ def features(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     return torch.cat([model.forward_head(model.forward_features(b), pre_logits=True) for b in x.split(256)])
 
 
-@register_experiment(name="knn-features", claim="kNN on CNN features beats kNN on pixels", budget_s=60,
+@register_experiment(name="knn-features", claim="kNN on CNN features beats kNN on pixels", budget_s=30,
                      section="CS231n lecture 12 (visualizing: nearest neighbours in feature space)")
 def knn_features(ctx: Context) -> Outcome:
     limit, limit_test = ctx.pick(2000, 256), ctx.pick(1000, 128)
