@@ -49,6 +49,7 @@ def register(sub) -> None:
     gal.add_argument("--page", default="docs/lab.md", help="the page to write (default docs/lab.md)")
     gal.add_argument("--images", default="docs/images", help="where the figures go, as lab_NAME.png (default docs/images)")
     gal.add_argument("--intro", default=None, metavar="FILE", help="markdown to put above the table")
+    gal.add_argument("--notes", default=None, metavar="FILE", help="markdown to put below the table")
     gal.set_defaults(func=run_gallery)
     lab.set_defaults(func=lambda args: lab.print_help() or 2)
     _task_command(sub, "lr-find", "find a learning rate: exponential sweep, loss vs LR, suggested LR",
@@ -131,7 +132,8 @@ def run_gallery(args) -> int:
     if not Path(args.results).is_dir():
         raise ConfigError(f"{args.results}: no such folder; run `cnnlab lab run --all --out {args.results}` first")
     intro = Path(args.intro).read_text().splitlines() if args.intro else None
-    missing = write_gallery(args.results, args.page, args.images, intro)
+    notes = Path(args.notes).read_text().splitlines() if args.notes else None
+    missing = write_gallery(args.results, args.page, args.images, intro, notes)
     print(f"wrote {args.page}" + (f"; not yet run: {', '.join(missing)}" if missing else ""))
     return 0
 

@@ -9,8 +9,10 @@ from pathlib import Path
 from cnnlab.lab.registry import list_experiments
 
 
-def write_gallery(results: str | Path, page: str | Path, images: str | Path, intro: list[str] | None = None) -> list[str]:
-    """Copy RESULTS/NAME/plots/*.png to IMAGES/lab_NAME.png and write PAGE; returns the experiments not yet run."""
+def write_gallery(results: str | Path, page: str | Path, images: str | Path, intro: list[str] | None = None,
+                  notes: list[str] | None = None) -> list[str]:
+    """Copy RESULTS/NAME/plots/*.png to IMAGES/lab_NAME.png and write PAGE (``intro``, the summary table, ``notes``,
+    one section per experiment); returns the experiments not yet run."""
     results, page, images = Path(results), Path(page), Path(images)
     images.mkdir(parents=True, exist_ok=True)
     rel = Path("images") if images.parent == page.parent else images
@@ -31,6 +33,7 @@ def write_gallery(results: str | Path, page: str | Path, images: str | Path, int
     lines += [f"{len(rows)} of {len(rows) + len(missing)} experiments run at their full budget; the claim held in {held}.",
               "", "| experiment | held | verdict |", "|---|---|---|",
               *[f"| [{e.name}](#{e.name}) | {'yes' if r['held'] else '**no**'} | {r['verdict']} |" for e, r in rows], ""]
+    lines += list(notes or [])
     for e, r in rows:
         lines += [f"## {e.name}", "", f"**Claim** ({e.section}): {e.claim}", "",
                   f"**{'Held' if r['held'] else 'Did not hold'}**: {r['verdict']}", ""]
