@@ -69,13 +69,16 @@ class DetectConfig(BackboneTaskConfig):
                              "fast_rcnn 6; rcnn 2, its fine-tuning)", group="optimization", min=1)
     lr: float | None = opt(2e-3, "peak learning rate (AdamW, cosine after a 1-epoch warm-up)", group="optimization",
                            min=0, min_open=True)
-    batch_size: int = opt(32, "images per training step", group="optimization", min=1)
+    batch_size: int | None = opt(None, "images per training step (default: 32; 8 for the region-based detectors, "
+                                 "whose few epochs need more steps)", group="optimization", min=1)
 
     def validate(self) -> "DetectConfig":
         from cnnlab.tasks.detect_regions import EPOCHS, PROPOSAL_DETECTORS
 
         if self.epochs is None:
             self.epochs = EPOCHS.get(self.model, 30)
+        if self.batch_size is None:
+            self.batch_size = 8 if self.model in EPOCHS else 32
         if self.model in PROPOSAL_DETECTORS:  # proposals are computed once per image: no geometric augmentation
             if self.augment == "scale+color":
                 self.augment = "color"

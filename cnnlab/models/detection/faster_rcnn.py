@@ -4,8 +4,8 @@ Composed from torchvision's pieces (DESIGN principle 2): ``AnchorGenerator``, ``
 (RPN head: per anchor an objectness logit and 4 box deltas; anchors with IoU >= 0.7 with an object are
 positive, < 0.3 negative, 256 sampled per image, half positive) and ``RoIHeads`` (proposals with
 IoU >= 0.5 are foreground, 64 sampled per image (the paper: 512), a quarter foreground; two FC layers, then class
-scores and class-specific box deltas; Mask R-CNN adds a 4-conv mask head predicting a 28 x 28 mask per
-class). Ours: the backbone adapter (``regions.FeatureMap``: one stride-16 map from any backbone), the
+scores and class-specific box deltas; Mask R-CNN adds a mask head, two 3x3 convs of 64 channels (the paper: four
+of 256) and a 2x up-convolution, predicting a 28 x 28 mask per class). Ours: the backbone adapter (``regions.FeatureMap``: one stride-16 map from any backbone), the
 RoI pooler (``regions.RoIPooler``: RoI Align or RoI Pool, ``roi=`` swaps them), anchor sizes from the
 image size, and the calls: no ``GeneralizedRCNNTransform``, because the detect task has already
 resized the images to its square size and normalized them with its own statistics (torchvision's
@@ -55,8 +55,8 @@ class FasterRCNN(nn.Module):
             post_nms_top_n={"training": rpn_post_nms_train, "testing": rpn_post_nms_test}, nms_thresh=0.7)
         mask_parts = {}
         if masks:
-            mask_parts = dict(mask_roi_pool=RoIPooler(14, roi), mask_head=MaskRCNNHeads(channels, [128, 128], 1),
-                              mask_predictor=MaskRCNNPredictor(128, 128, num_classes + 1))
+            mask_parts = dict(mask_roi_pool=RoIPooler(14, roi), mask_head=MaskRCNNHeads(channels, [64, 64], 1),
+                              mask_predictor=MaskRCNNPredictor(64, 64, num_classes + 1))
         self.roi_heads = RoIHeads(
             RoIPooler(7, roi), TwoMLPHead(channels * 7 * 7, representation),
             FastRCNNPredictor(representation, num_classes + 1), fg_iou_thresh=0.5, bg_iou_thresh=0.5,
