@@ -47,6 +47,11 @@ class CaptionConfig(BackboneTaskConfig):
     train_backbone: bool | None = opt(None, "train the backbone jointly (default: frozen, features cached, when it "
                                       "starts from pretrained weights; trained when it starts random)", group="model",
                                       flag="--train-backbone")
+    attention: str = opt("soft", "show_attend_tell: soft (a weighted mean of the locations) or hard (one sampled "
+                         "location per word, trained with REINFORCE and a moving-average baseline)", group="model",
+                         choices=("soft", "hard"))
+    entropy_reg: float = opt(0.01, "hard attention: weight lambda_e of the attention entropy bonus", group="regularization",
+                             min=0)
     embed_dim: int = opt(128, "word embedding size", group="model", min=1)
     hidden: int = opt(256, "LSTM hidden size", group="model", min=1)
     att_dim: int = opt(256, "attention layer size (and annotation vector size)", group="model", min=1)
@@ -147,7 +152,7 @@ class Caption(Task):
         for s, ds in sets.items():
             ds.vocab, ds.max_len, ds.transform, ds.train = vocab, cfg.max_len, normalize, s == "train"
         meta = {"vocab": vocab.words, "img_size": [size, size], "in_chans": 3, "normalization": norm.to_dict(),
-                "decoder": cfg.decoder, "train_backbone": bool(cfg.train_backbone), "embed_dim": cfg.embed_dim,
+                "decoder": cfg.decoder, "attention": cfg.attention, "train_backbone": bool(cfg.train_backbone), "embed_dim": cfg.embed_dim,
                 "hidden": cfg.hidden, "att_dim": cfg.att_dim, "dropout": cfg.caption_dropout, "max_len": cfg.max_len,
                 "num_classes": 1, "data": cfg.data}
         self.meta.update(meta)
@@ -158,7 +163,8 @@ class Caption(Task):
     def create_network(self, meta: dict[str, Any]) -> nn.Module:
         return create_captioner(meta["decoder"], create_backbone(meta), len(meta["vocab"]), embed_dim=meta["embed_dim"],
                                 hidden=meta["hidden"], att_dim=meta["att_dim"], att_feat=meta["att_dim"],
-                                dropout=meta["dropout"], frozen=not meta["train_backbone"])
+                                dropout=meta["dropout"], frozen=not meta["train_backbone"],
+                                hard=meta.get("attention") == "hard")
 
     def build_model(self, cfg: CaptionConfig, data: DataBundle, *, resume: bool = False) -> nn.Module:
         model = build_backbone_model(self, cfg, resume)
@@ -202,12 +208,29 @@ class Caption(Task):
         return feats, logits, alphas, ce, targets
 
     def training_step(self, model: nn.Module, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        _, _, alphas, ce, targets = self._forward(model, batch)
+        _, logits, alphas, ce, targets = self._forward(model, batch)
         words = (targets >= 0).sum().clamp(min=1)
         loss = ce / words  # per word; the paper sums over words, so its penalty is divided by the words too
+        core = getattr(model, "module", model)
+        if getattr(core, "hard", False):
+            return {"loss": loss + self.reinforce(core, logits, targets) / words, "ce": (ce / words).detach(),
+                    "baseline": core.baseline.clone()}
         if alphas is not None and self.cfg.att_reg > 0:
             loss = loss + self.cfg.att_reg * doubly_stochastic_penalty(alphas, targets >= 0) * len(targets) / words
         return {"loss": loss, "ce": (ce / words).detach()}
+
+    def reinforce(self, core: nn.Module, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Hard attention's surrogate, summed over the batch: -(log p(y|s) - b) sum_t log alpha_s - lambda_e sum_t H."""
+        mask = (targets >= 0).float()  # (B, T)
+        logp = -F.cross_entropy(logits.transpose(1, 2).float(), targets.clamp(min=0), reduction="none") * mask
+        reward = logp.sum(1).detach()  # log p(y | s, a) per caption (B,)
+        log_ps, entropy = core.hard_terms()  # (B, T) each
+        with torch.no_grad():
+            if float(core.baseline) == 0.0:  # before any update: start at this batch's mean
+                core.baseline.copy_(reward.mean())
+            advantage = reward - core.baseline  # (B,)
+            core.baseline.mul_(0.9).add_(0.1 * reward.mean())
+        return -(advantage[:, None] * log_ps * mask).sum() - self.cfg.entropy_reg * (entropy * mask).sum()
 
     @torch.no_grad()
     def validation_step(self, model: nn.Module, batch: dict[str, Any]) -> dict[str, Any]:

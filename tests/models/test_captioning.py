@@ -112,3 +112,44 @@ def test_classes_are_the_registered_ones():
     assert CAPTIONERS == {"show_tell": ShowTell, "show_attend_tell": ShowAttendTell}
     with pytest.raises(ValueError):
         create_captioner("show_and_guess", TinyBackbone(), V)
+
+
+def test_hard_attention_uses_one_location_and_reports_its_log_probability():
+    torch.manual_seed(0)
+    m = create_captioner("show_attend_tell", TinyBackbone(), V, embed_dim=12, hidden=16, att_dim=10, att_feat=10,
+                         dropout=0.0, hard=True).eval()
+    feats = m.encode(torch.randn(3, 3, 16, 16))
+    state, memory = m.start(feats)
+    words = torch.tensor([1, 4, 5])
+    logits, _, alpha = m.step(words, state, memory)
+    # by hand, in eval mode: z = beta * a_s at the argmax location s
+    h, c = state
+    a = memory[0]
+    z = torch.sigmoid(m.f_beta(h)) * a[torch.arange(3), alpha.argmax(-1)]
+    y = m.embed(words)
+    h2, _ = m.cell(torch.cat([y, z], 1), (h, c))
+    assert torch.allclose(logits, m.L_o(y + m.L_h(h2) + m.L_z(z)), atol=1e-6)
+    out, alphas = m(feats, torch.randint(0, V, (3, 5)))
+    log_ps, entropy = m.hard_terms()
+    assert log_ps.shape == entropy.shape == (3, 5)
+    assert torch.allclose(log_ps, alphas.max(-1).values.log(), atol=1e-6)  # eval: the argmax's log alpha
+    assert (entropy >= 0).all() and (entropy <= math.log(16) + 1e-6).all()
+    inputs = torch.randint(0, V, (3, 5))
+    assert torch.equal(m(feats, inputs)[0], m(feats, inputs)[0])  # eval: deterministic
+    m.train()  # no dropout here: only the sampled locations make two passes differ
+    assert not torch.equal(m(feats, inputs)[0], m(feats, inputs)[0])
+
+
+def test_hard_attention_trains_by_reinforce():
+    from cnnlab.tasks.caption import Caption, CaptionConfig
+
+    torch.manual_seed(0)
+    m = create_captioner("show_attend_tell", TinyBackbone(), V, embed_dim=12, hidden=16, att_dim=10, att_feat=10,
+                         hard=True).train()
+    task = Caption(CaptionConfig(task="caption", data="x", attention="hard"))
+    batch = {"images": torch.randn(4, 3, 16, 16), "tokens": torch.tensor([[1, 5, 6, 2], [1, 7, 2, -1]] * 2)}
+    out = task.training_step(m, batch)
+    out["loss"].backward()
+    assert float(m.baseline) < 0 and float(out["baseline"]) == float(m.baseline)  # moving average of log p(y|s)
+    # the attention scorer gets its gradient only through the REINFORCE term (z itself is a picked row)
+    assert m.att_w.weight.grad is not None and m.att_w.weight.grad.abs().sum() > 0
