@@ -140,7 +140,11 @@ class Context:
             steps["loss"].append(math.nan)
         seconds = time.perf_counter() - t0
         self.runs += 1
-        self.commands.append(self.command(**{k: v for k, v in merged.items() if BASE_FLAGS.get(k, None) != v or k in flags}))
+        defaults = task_cls.Config()  # the command names every flag that differs from `cnnlab train`'s default
+        line = self.command(**{k: v for k, v in merged.items() if getattr(defaults, k, None) != v})
+        if task_cls is not get_task(merged.get("task", "classify")):  # a lab variant of the task (its own loss/loader)
+            line += f"  # with {task_cls.__name__} from {task_cls.__module__} in place of the task"
+        self.commands.append(line)
         if self._bar is not None:
             self._bar.update(1)
             self._bar.set_postfix_str(note or f"{merged['model']} seed {merged.get('seed', 0)}")

@@ -56,3 +56,31 @@ def test_unknown_experiment_names_the_fix():
 def test_two_seeds_average_two_runs(tmp_path):
     r = run_experiment("lbfgs", out=tmp_path, quick=True, seeds=2, progress=False)
     assert r["training_runs"] == 4 and r["seeds"] == 2  # full batch and mini-batch, twice each
+
+
+def test_gallery_copies_figures_and_lists_what_is_not_run(tmp_path):
+    from cnnlab.lab.gallery import write_gallery
+
+    run_experiment("bottleneck-1x1", out=tmp_path / "res" / "bottleneck-1x1", progress=False)  # full budget: no training
+    run_experiment("sgd-ravine", out=tmp_path / "res" / "sgd-ravine", quick=True, progress=False)  # quick: not shown
+    page = tmp_path / "docs" / "lab.md"
+    missing = write_gallery(tmp_path / "res", page, tmp_path / "docs" / "images", ["# intro"], ["notes here"])
+    text = page.read_text()
+    assert (tmp_path / "docs" / "images" / "lab_bottleneck-1x1.png").stat().st_size > 1000
+    assert "![bottleneck-1x1](images/lab_bottleneck-1x1.png)" in text and "9.7x fewer" in text
+    assert "sgd-ravine" in missing and "bottleneck-1x1" not in missing and len(missing) == len(NAMES) - 1
+    assert text.index("# intro") < text.index("| experiment |") < text.index("notes here") < text.index("## bottleneck-1x1")
+    assert "1 of " in text and "Not yet run" in text
+
+
+def test_run_commands_reproduce_with_cnnlab_train(tmp_path):
+    from cnnlab.cli.main import build_parser
+    from cnnlab.cli.train import config_from_args
+
+    r = run_experiment("lbfgs", out=tmp_path, quick=True, progress=False)
+    line = r["run_commands"][0]
+    assert "--data digits" in line and "--optimizer lbfgs" in line and "--model linear" in line
+    args = build_parser().parse_args(line.split("#")[0].split()[1:])
+    cfg = config_from_args(args, "classify")
+    assert (cfg.data, cfg.img_size, cfg.optimizer, cfg.lr, cfg.limit) == ("digits", 8, "lbfgs", 1.0, 256)
+    assert any("MiniBatchLBFGS" in c for c in r["run_commands"])
