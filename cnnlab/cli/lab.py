@@ -12,7 +12,7 @@ from cnnlab.errors import ConfigError
 
 LAB_EPILOG = """examples:
   cnnlab lab list                               every experiment: claim, course section, budget
-  cnnlab lab run relu-vs-saturating             one experiment at its full budget -> lab/relu-vs-saturating/report.md
+  cnnlab lab run relu-vs-saturating             one experiment at its full budget -> runs/lab/relu-vs-saturating/report.md
   cnnlab lab run dropout --seeds 3 --out DIR    averaged over three seeds
   cnnlab lab run --all --quick                  every experiment as a smoke test (~2 s each)"""
 LRFIND_EPILOG = """example:
@@ -38,7 +38,7 @@ def register(sub) -> None:
     run.add_argument("name", nargs="?", help="experiment name (see `cnnlab lab list`)")
     run.add_argument("--all", action="store_true", help="run every experiment, shortest first")
     run.add_argument("--seeds", type=int, default=1, help="training runs per setting, seeds 0..N-1 (default 1)")
-    run.add_argument("--out", default=None, metavar="DIR", help="output folder (default lab/NAME; with --all: "
+    run.add_argument("--out", default=None, metavar="DIR", help="output folder (default runs/lab/NAME; with --all: "
                      "DIR/NAME per experiment)")
     run.add_argument("--quick", action="store_true", help="a tiny budget (seconds): a smoke test, not a measurement")
     run.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -118,7 +118,7 @@ def run_lab(args) -> int:
             failed.append(name)
             print(f"{name}: FAILED: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", file=sys.stderr)
             continue
-        where = Path(out) if out else Path("lab") / (f"{name}-quick" if args.quick else name)
+        where = Path(out) if out else Path("runs") / "lab" / (f"{name}-quick" if args.quick else name)
         print(f"{name}: {'HELD' if r['held'] else 'NOT HELD'}: {r['verdict']} ({r['seconds']:.0f} s; {where / 'report.md'})")
     if failed:
         print(f"{len(failed)} experiment(s) failed: {', '.join(failed)}", file=sys.stderr)

@@ -13,7 +13,6 @@ what ``--optimizer`` builds) stepping on a 2-vector of parameters.
 
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import torch

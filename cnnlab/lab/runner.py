@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import math
 import platform
-import shlex
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,14 +17,14 @@ from cnnlab.lab.registry import Experiment, get_experiment
 
 
 def run_experiment(name: str, out: str | Path | None = None, seeds: int = 1, quick: bool = False,
-                   progress: bool = True, argv: list[str] | None = None) -> dict[str, Any]:
-    """Run experiment ``name`` into ``out`` (default lab/NAME, or lab/NAME-quick) and return results.json's dict."""
+                   progress: bool = True) -> dict[str, Any]:
+    """Run experiment ``name`` into ``out`` (default runs/lab/NAME, or runs/lab/NAME-quick) and return results.json's dict."""
     exp = get_experiment(name)
     if seeds < 1:
         from cnnlab.errors import ConfigError
 
         raise ConfigError(f"--seeds {seeds}: at least 1")
-    out = Path(out) if out is not None else Path("lab") / (f"{name}-quick" if quick else name)
+    out = Path(out) if out is not None else Path("runs") / "lab" / (f"{name}-quick" if quick else name)
     out.mkdir(parents=True, exist_ok=True)
     ctx = Context(out, seeds=seeds, quick=quick, progress=progress)
     t0 = time.perf_counter()
@@ -74,7 +72,3 @@ def _fmt(v: Any) -> str:
     if v is None:
         return "n/a"
     return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-
-def quote_argv(argv: list[str]) -> str:
-    return " ".join(shlex.quote(a) for a in argv or sys.argv)
