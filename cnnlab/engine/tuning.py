@@ -4,8 +4,8 @@
   builds them, minus the run folder, checkpoints and report (for many short runs: lab, search).
 - ``lr_find(cfg)``: Smith's LR range test as fastai's ``lr_find``: the learning rate grows
   exponentially from ``start_lr`` to ``end_lr`` over ``num_steps`` training steps of the real config (the
-  Trainer's own steps, its schedule replaced), stopping once the smoothed loss exceeds 4x its minimum;
-  the suggestion is the rate of steepest descent of the smoothed loss, below the minimum.
+  Trainer's own steps, its schedule replaced), stopping once the running-mean loss exceeds 4x its minimum;
+  the suggestion is the rate of steepest descent of the (centred) smoothed loss, below its minimum.
 - ``random_search(cfg, space)``: trials sampled uniformly in log space (Bergstra & Bengio 2012), each a
   real training run; coarse-to-fine: each round narrows every range to the top trials' span.
 """
@@ -67,7 +67,7 @@ class LRFindResult:
     stopped_early: bool
 
 
-def lr_find(cfg: TrainConfig, start_lr: float = 1e-7, end_lr: float = 10.0, num_steps: int = 100, beta: float = 0.98,
+def lr_find(cfg: TrainConfig, start_lr: float = 1e-7, end_lr: float = 10.0, num_steps: int = 100, beta: float = 0.9,
             diverge: float = 4.0) -> LRFindResult:
     """Train ``num_steps`` steps of ``cfg`` with the rate growing from ``start_lr`` to ``end_lr`` (exponentially)."""
     from cnnlab.errors import TrainingError
@@ -87,7 +87,6 @@ def lr_find(cfg: TrainConfig, start_lr: float = 1e-7, end_lr: float = 10.0, num_
         trainer.optimizer, lambda step: ratio ** (min(step, num_steps - 1) / (num_steps - 1)))
     lrs: list[float] = []
     losses: list[float] = []
-    smoothed: list[float] = []
     state = {"avg": 0.0, "best": math.inf}
     step_fn = task.training_step
 
@@ -96,12 +95,11 @@ def lr_find(cfg: TrainConfig, start_lr: float = 1e-7, end_lr: float = 10.0, num_
         loss = float(out["loss"].detach())
         lrs.append(trainer.optimizer.param_groups[0]["lr"])
         losses.append(loss)
-        if math.isfinite(loss):
+        if math.isfinite(loss):  # bias-corrected running mean, for the stopping rule only
             state["avg"] = beta * state["avg"] + (1 - beta) * loss
-            s = state["avg"] / (1 - beta ** len(losses))  # bias-corrected running mean
+            s = state["avg"] / (1 - beta ** len(losses))
         else:
             s = math.inf
-        smoothed.append(s)
         state["best"] = min(state["best"], s)
         if len(losses) >= num_steps or s > diverge * state["best"]:
             trainer._stop = True  # the trainer finishes this step and stops
@@ -112,7 +110,17 @@ def lr_find(cfg: TrainConfig, start_lr: float = 1e-7, end_lr: float = 10.0, num_
         trainer.fit()
     except TrainingError:
         pass
-    return _suggest(lrs, losses, smoothed, stopped_early=len(losses) < num_steps)
+    return _suggest(lrs, losses, centred_mean(losses, max(3, num_steps // 15)), stopped_early=len(losses) < num_steps)
+
+
+def centred_mean(values: list[float], width: int) -> list[float]:
+    """Moving average over a centred window (no lag, unlike a running mean); inf where the window holds a non-finite loss."""
+    half = width // 2
+    out = []
+    for i in range(len(values)):
+        w = values[max(0, i - half): i + half + 1]
+        out.append(sum(w) / len(w) if all(math.isfinite(v) for v in w) else math.inf)
+    return out
 
 
 def _suggest(lrs, losses, smoothed, stopped_early: bool) -> LRFindResult:
@@ -140,7 +148,7 @@ def plot_lr_find(res: LRFindResult, path) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(res.lrs, res.losses, lw=0.6, alpha=0.4, label="loss per step")
-    ax.plot(res.lrs, res.smoothed, label="smoothed")
+    ax.plot(res.lrs, res.smoothed, label="smoothed (centred mean)")
     ax.axvline(res.suggestion, c="C3", ls="--", label=f"suggested {res.suggestion:.2g}")
     ax.axvline(res.min_loss_lr, c="grey", ls=":", label=f"minimum {res.min_loss_lr:.2g}")
     finite = [s for s in res.smoothed if math.isfinite(s)]
