@@ -9,6 +9,7 @@ compositional split (test_novel/), and val BLEU-4 reached within the shorter run
 
     python benchmarks/captioning.py --threads 1                       # makes the scenes in --work
     python benchmarks/captioning.py --data data/cap --json benchmarks/results/captioning.json
+    python benchmarks/captioning.py --decoding RUN_DIR     # greedy vs beam 3 vs beam 5 on a run's test split
 JSON to stdout, Markdown to stderr. Timings are wall clock: on a shared machine they are indicative.
 """
 
@@ -33,6 +34,27 @@ def cnnlab(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "cnnlab.cli.main", *args], check=True)
 
 
+def decoding(run_dir: str, beams=(1, 3, 5)) -> dict:
+    """BLEU, exact match, share of captions naming a colour and mean length of a run's test captions per beam width."""
+    import torch
+
+    from cnnlab.data.scenes import COLOURS
+    from cnnlab.engine.evaluate import load_task
+    from cnnlab.metrics.captioning import corpus_bleu, exact_match
+    from cnnlab.tasks.caption_report import _captions_of
+
+    task, model, _, _ = load_task(run_dir)
+    ds, split, _ = task.eval_data(task.cfg)
+    refs = [ds.captions[i] for i in range(len(ds))]
+    out = {"run_dir": run_dir, "split": split, "images": len(ds)}
+    for beam in beams:
+        words, _ = _captions_of(task, model, ds, torch.device("cpu"), beam)
+        out[f"beam{beam}"] = {**corpus_bleu(refs, words), "exact": exact_match(refs, words),
+                              "names_a_colour": sum(any(w in COLOURS for w in c) for c in words) / len(words),
+                              "words_per_caption": sum(map(len, words)) / len(words)}
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", help="a captions folder (default: make 3000 caption scenes with 1-2 objects in --work)")
@@ -41,7 +63,18 @@ def main() -> None:
     p.add_argument("--time-budget", type=float, help="--time-budget seconds for both decoders (default: the defaults' epochs)")
     p.add_argument("--decoders", nargs="+", default=list(DECODERS), choices=DECODERS)
     p.add_argument("--json", help="also write the JSON report here")
+    p.add_argument("--decoding", metavar="RUN_DIR", help="only compare greedy and beam decoding of this caption run")
     args = p.parse_args()
+    if args.decoding:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        report = common.to_jsonable(decoding(args.decoding))
+        rows = [[k, common.fmt(v["bleu4"]), common.fmt(v["exact"]), common.fmt(v["names_a_colour"]),
+                 common.fmt(v["words_per_caption"])] for k, v in report.items() if k.startswith("beam")]
+        common.emit_report(report, common.markdown_table(["decoding", "BLEU-4", "exact", "names a colour", "words"], rows),
+                           args.json)
+        return
     work = Path(args.work)
     data = args.data
     if data is None:
