@@ -127,15 +127,31 @@ def collate_captions(items: list[dict]) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------- reading folders
 def find_caption_splits(root: str) -> dict[str, Path]:
-    """``root/<split>/annotations.json`` for each split present; train is required."""
+    """The caption file of each split present; train is required.
+
+    Layouts: ``root/<split>/annotations.json`` (what the scene generator writes), COCO's own
+    ``root/annotations/captions_<split>*.json`` (images in ``root/<split>*/`` or ``root/images/...``),
+    or one captions JSON file (train; val is then carved from it).
+    """
     base = Path(root)
+    if base.is_file() and base.suffix == ".json":
+        return {"train": base}
     if not base.is_dir():
         raise DataError(f"--data {root}: no such folder; pass a COCO captions folder with train/ and val/ "
                         "(make one with `cnnlab data scenes --kind caption --out DIR`)")
     found = {s: base / s / "annotations.json" for s in SPLITS if (base / s / "annotations.json").is_file()}
+    if "train" not in found and (base / "annotations").is_dir():
+        official = {}
+        for s in SPLITS:
+            hits = sorted((base / "annotations").glob(f"captions_{s}*.json"))
+            if hits:
+                official[s] = hits[0]
+        if "train" in official:
+            found = official
     if "train" not in found:
-        raise DataError(f"--data {root}: found no train/annotations.json (COCO captions layout: train/, val/, "
-                        "each with annotations.json holding 'images' and 'annotations' [{image_id, caption}])")
+        raise DataError(f"--data {root}: found no train/annotations.json nor annotations/captions_train*.json "
+                        "(COCO captions layout: train/, val/, each with annotations.json holding 'images' and "
+                        "'annotations' [{image_id, caption}])")
     return found
 
 

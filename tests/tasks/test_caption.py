@@ -170,3 +170,25 @@ def test_frozen_features_are_cached_once_and_match_the_backbone(tmp_path):
     assert torch.allclose(first, fresh, rtol=1e-2, atol=1e-2)  # stored in float16
     batch["images"] = torch.zeros_like(batch["images"])  # a cached image is not encoded again
     assert torch.equal(task.features(model, batch), first)
+
+
+def test_coco_official_layout_and_a_single_file_are_found(tmp_path):
+    """COCO's own layout (annotations/captions_train2017.json + train2017/) and one JSON file both read."""
+    from cnnlab.data.captions import find_caption_splits, read_caption_records
+
+    src = write_captions(tmp_path / "src", n_train=4, n_val=2, n_test=0)
+    root = tmp_path / "coco"
+    (root / "annotations").mkdir(parents=True)
+    for split, year in (("train", "train2017"), ("val", "val2017")):
+        shutil.copytree(src / split / "images", root / year)
+        data = json.loads((src / split / "annotations.json").read_text())
+        for im in data["images"]:
+            im["file_name"] = im["file_name"].split("/")[-1]  # COCO's file names carry no folder
+        (root / "annotations" / f"captions_{year}.json").write_text(json.dumps(data))
+    files = find_caption_splits(str(root))
+    assert sorted(files) == ["train", "val"] and files["val"].name == "captions_val2017.json"
+    recs = read_caption_records(files["train"])
+    assert len(recs) == 4 and recs[0].path.parent.name == "train2017"
+    assert recs[0].captions[0][:2] == ["a", "red"]
+    one = find_caption_splits(str(root / "annotations" / "captions_train2017.json"))
+    assert list(one) == ["train"]
