@@ -121,7 +121,7 @@ def test_gan_step_gives_each_player_only_its_own_gradient():
         assert torch.allclose(grads[f"discriminator.{n}"], g, atol=1e-6), n
     for (n, _), g in zip(g_params.items(), g_g):
         assert torch.allclose(grads[f"generator.{n}"], g, atol=1e-6), n
-    assert float(out["loss_d"]) == pytest.approx(float(loss_d), rel=1e-5)
+    assert float(out["loss_d"]) == pytest.approx(float(loss_d.detach()), rel=1e-5)
 
 
 # ---------------------------------------------------------------------------- tasks and the command line
