@@ -140,12 +140,10 @@ def find_caption_splits(root: str) -> dict[str, Path]:
         raise DataError(f"--data {root}: no such folder; pass a COCO captions folder with train/ and val/ "
                         "(make one with `cnnlab data scenes --kind caption --out DIR`)")
     found = {s: base / s / "annotations.json" for s in SPLITS if (base / s / "annotations.json").is_file()}
-    if "train" not in found and (base / "annotations").is_dir():
-        official = {}
-        for s in SPLITS:
-            hits = sorted((base / "annotations").glob(f"captions_{s}*.json"))
-            if hits:
-                official[s] = hits[0]
+    if "train" not in found:
+        from cnnlab.data.coco import official_split_files
+
+        official = official_split_files(base, "captions", SPLITS)
         if "train" in official:
             found = official
     if "train" not in found:

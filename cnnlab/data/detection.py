@@ -68,14 +68,11 @@ def find_detection_splits(root: str) -> DetectionSource:
     found = {s: base / s / "annotations.json" for s in SPLITS if (base / s / "annotations.json").is_file()}
     if "train" in found:
         return _coco(found)
-    if (base / "annotations").is_dir():
-        official = {}
-        for s in SPLITS:
-            hits = sorted((base / "annotations").glob(f"instances_{s}*.json"))
-            if hits:
-                official[s] = hits[0]
-        if "train" in official:
-            return _coco(official)
+    from cnnlab.data.coco import official_split_files
+
+    official = official_split_files(base, "instances", SPLITS)
+    if "train" in official:
+        return _coco(official)
     voc = _voc_root(base)
     if voc is not None:
         return _voc(voc)

@@ -108,7 +108,7 @@ def lr_find(cfg: TrainConfig, start_lr: float = 1e-7, end_lr: float = 10.0, num_
     task.training_step = recording_step
     try:
         trainer.fit()
-    except TrainingError:
+    except TrainingError:  # the loss blew up at a high rate: the sweep ends there, as fastai's does
         pass
     return _suggest(lrs, losses, centred_mean(losses, max(3, num_steps // 15)), stopped_early=len(losses) < num_steps)
 

@@ -58,10 +58,12 @@ class Captioner(nn.Module):
         return fmap.flatten(2).transpose(1, 2)  # (B, h*w, D)
 
     def start(self, feats: Tensor):
-        raise NotImplementedError
+        """Decoder state and memory before the first word (each decoder defines it: ShowTell, ShowAttendTell)."""
+        raise NotImplementedError(f"{type(self).__name__} must define start()")
 
     def step(self, words: Tensor, state, memory):
-        raise NotImplementedError
+        """One word in, next-word logits and the new state out (each decoder defines it)."""
+        raise NotImplementedError(f"{type(self).__name__} must define step()")
 
     def forward(self, feats: Tensor, inputs: Tensor) -> tuple[Tensor, Tensor | None]:
         """Teacher forcing, one step at a time (subclasses may fuse): inputs (B, T) word ids -> logits (B, T, V)."""
