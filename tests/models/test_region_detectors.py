@@ -205,3 +205,32 @@ def test_fast_rcnn_loss_and_detections():
     assert model.bbox_pred.weight.grad.abs().sum() > 0
     det = model.eval().detect_images(torch.randn(1, 3, 64, 64), 0.0, 0.5, proposals=[props])
     assert det[0]["boxes"].shape[1] == 4 and det[0]["labels"].max() < 3
+
+
+def test_faster_rcnn_box_targets_stay_fp32_under_bf16_autocast(monkeypatch):
+    """Regression (issue 19): under bf16 autocast torchvision's box coder decoded the RPN's bf16 deltas into
+    bf16 proposals and encoded the heads' regression targets from them (0.5-px steps at 64-128 px, up to 0.3
+    off at weight 10): the second stage's box targets must be fp32 and equal the fp32 run's."""
+    from torchvision.models.detection.roi_heads import RoIHeads
+
+    torch.manual_seed(0)
+    model = FasterRCNN(create_model("resnet20", num_classes=1), 2, 128)
+    seen = []
+    original = RoIHeads.select_training_samples
+
+    def spy(self, proposals, targets):
+        out = original(self, proposals, targets)
+        seen.append((proposals[0].dtype, out[0][0], out[3][0]))  # proposal dtype, sampled RoIs, their targets
+        return out
+
+    monkeypatch.setattr(RoIHeads, "select_training_samples", spy)
+    x = torch.randn(1, 3, 128, 128)
+    targets = [{"boxes": torch.tensor([[70.3, 81.7, 93.1, 113.9]]), "labels": torch.tensor([1])}]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        model.losses(x, targets)
+    dtype, rois, reg = seen[-1]
+    assert dtype == torch.float32 and reg.dtype == torch.float32
+    expected = encode_boxes(targets[0]["boxes"].expand(len(rois), 4), rois)  # (K, 4), fp32 by hand's formula
+    gt_row = (rois - targets[0]["boxes"]).abs().sum(1) < 1e-4  # the ground truth joins the proposals
+    assert gt_row.any() and torch.allclose(reg[gt_row], expected[gt_row], atol=1e-5)
+    assert float(reg[gt_row].abs().max()) < 1e-4  # a ground-truth RoI regresses onto itself exactly

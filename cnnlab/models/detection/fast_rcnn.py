@@ -63,6 +63,7 @@ class FastRCNN(nn.Module):
             deltas.append(d)
         classes, deltas = torch.cat(classes).to(x.device), torch.cat(deltas).to(x.device)
         logits, pred = self.roi_outputs(fmap, rois, tuple(x.shape[-2:]))
+        logits, pred = logits.float(), pred.float()  # losses in fp32 under bf16 autocast (targets are fp32)
         cls_loss = F.cross_entropy(logits, classes)
         fg = classes > 0
         box_loss = F.smooth_l1_loss(pred[fg, classes[fg]], deltas[fg], beta=1 / 9, reduction="sum") / max(1, len(classes))
