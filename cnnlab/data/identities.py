@@ -5,7 +5,11 @@ digit. One-shot learning is judged on identities never seen in training, so the 
 identity, not by image:
 
 - ``train``: images of the training identities, minus ``val``;
-- ``val``: a stratified share of the training identities' images (model selection and tau);
+- ``val``: with ``val_identities=N``, every image of N more identities taken out of the training
+  ones (seeded) and never trained on either, so that model selection and tau are judged like the
+  test, on unseen identities (a validation split of the training identities rewards the epoch that
+  knows them best, not the one that generalizes); else a stratified share of the training
+  identities' images;
 - ``test``: every image of the held-out identities (capped, stratified, fixed seed).
 
 Fashion-MNIST and digits hold out classes 7, 8, 9 by default (train on 0-6); an image folder
@@ -37,6 +41,7 @@ class IdentitySplits:
     train_identities: list[int]
     test_identities: list[int]
     source: str
+    val_identities: list[int] | None = None  # class-disjoint validation: identities in val only
 
 
 def parse_holdout(spec: str, classes: list[str]) -> list[int]:
@@ -62,8 +67,11 @@ def _pool(data) -> ArrayDataset:
 def identity_splits(spec: str, root: str | None = None, *, holdout_classes: str | None = None,
                     holdout_fraction: float | None = None, val_fraction: float = 0.1, img_size: int | None = None,
                     channels: int | None = None, seed: int = 0, limit: int | None = None,
-                    limit_test: int | None = 3000, skip_bad: bool = False) -> IdentitySplits:
-    """Class-disjoint train / val / test of a named dataset or an image folder (one subfolder per identity)."""
+                    limit_test: int | None = 3000, skip_bad: bool = False, val_identities: int = 0) -> IdentitySplits:
+    """Class-disjoint train / val / test of a named dataset or an image folder (one subfolder per identity).
+
+    ``val_identities=N`` (N >= 2) makes val class-disjoint too (N seeded identities out of the training
+    ones, all their images); then ``val_fraction`` is unused."""
     data = load_classification_data(spec, root, val_fraction=0.0, img_size=img_size, channels=channels,
                                      skip_bad=skip_bad, seed=seed, in_memory=True)
     pool = _pool(data)
@@ -85,14 +93,22 @@ def identity_splits(spec: str, root: str | None = None, *, holdout_classes: str 
     if len(held) < 2 or len(trained) < 2:
         raise ConfigError(f"{spec}: need at least 2 training and 2 held-out identities, got {len(trained)} and "
                           f"{len(held)} of {len(classes)}; add identities or change --holdout-classes")
+    val_ids = _validation_identities(trained, val_identities, seed) if val_identities else []
+    trained = [c for c in trained if c not in val_ids]
     is_held = torch.isin(pool.labels, torch.tensor(held))
-    train, test = pool.subset(torch.nonzero(~is_held).flatten()), pool.subset(torch.nonzero(is_held).flatten())
+    is_val = torch.isin(pool.labels, torch.tensor(val_ids, dtype=pool.labels.dtype))
+    train = pool.subset(torch.nonzero(~is_held & ~is_val).flatten())
+    test = pool.subset(torch.nonzero(is_held).flatten())
     counts = torch.bincount(train.labels, minlength=len(classes))[trained]
     if int(counts.min()) < 2:
         raise DataError(f"{spec}: identity {classes[trained[int(counts.argmin())]]!r} has fewer than 2 images; "
                         "every identity needs at least 2 (an anchor and a positive)")
     val = None
-    if val_fraction:
+    if val_ids:
+        val = pool.subset(torch.nonzero(is_val).flatten())
+        if limit_test:
+            val = val.subset(stratified_subset(val.labels, limit_test, seed + 2))
+    elif val_fraction:
         tr, va = stratified_split(train.labels, val_fraction, seed)
         train, val = train.subset(tr), train.subset(va)
         if limit_test:
@@ -100,11 +116,26 @@ def identity_splits(spec: str, root: str | None = None, *, holdout_classes: str 
         if int(torch.bincount(val.labels).max()) < 2:
             raise ConfigError(f"--val-fraction {val_fraction}: the validation split has no two images of one identity "
                               "(no same-identity pairs to score); raise it, or pass 0 to keep the last epoch")
+    if val_ids and int(torch.bincount(val.labels).max()) < 2:
+        raise ConfigError(f"--val-identities {len(val_ids)}: no validation identity has two images (no same-identity "
+                          "pairs to score); pass 0 to validate on images of the training identities")
     if limit:
         train = train.subset(stratified_subset(train.labels, limit, seed + 1))
     if limit_test:
         test = test.subset(stratified_subset(test.labels, limit_test, seed + 3))
-    return IdentitySplits(train, val, test, classes, trained, held, data.source)
+    return IdentitySplits(train, val, test, classes, trained, held, data.source, val_ids or None)
+
+
+def _validation_identities(trained: list[int], n: int, seed: int) -> list[int]:
+    """N of the training identities, seeded, for a class-disjoint validation split (sorted class indices)."""
+    if n < 2:
+        raise ConfigError(f"--val-identities {n}: a class-disjoint validation split needs at least 2 identities "
+                          "(pairs of different ones); pass 2 or more, or 0 for validation images of the training ones")
+    if len(trained) - n < 2:
+        raise ConfigError(f"--val-identities {n}: only {len(trained)} identities are left for training and "
+                          f"validation, and training needs at least 2; pass at most {len(trained) - 2}")
+    perm = torch.randperm(len(trained), generator=torch.Generator().manual_seed(seed + 29))
+    return sorted(trained[i] for i in perm[:n].tolist())
 
 
 class PKLoader:

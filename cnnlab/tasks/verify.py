@@ -48,6 +48,10 @@ class VerifyConfig(TrainConfig):
                                          "folders: 0.3, seeded)", group="data", min=0, max=1, min_open=True, max_open=True)
     val_fraction: float | None = opt(0.1, "share of the training identities' images kept for validation (model "
                                      "selection and tau)", group="data", min=0, max=1, max_open=True)
+    val_identities: int = opt(0, "class-disjoint validation: take N more identities out of training (seeded) and "
+                              "validate on all their images, so the kept epoch and tau are judged on unseen "
+                              "identities like the test (0: --val-fraction of the training identities' images)",
+                              group="data", min=0)
     limit_test: int | None = opt(3000, "at most N validation / test images (all pairs are scored)", group="data", min=2)
     model: str = opt("convnet_bn", "backbone: any registered model (convnet_bn gets width=16 unless "
                      "--model-arg width=N)", group="model")
@@ -154,14 +158,15 @@ class Verify(Task):
         s = identity_splits(cfg.data, cfg.data_root, holdout_classes=cfg.holdout_classes,
                             holdout_fraction=cfg.holdout_fraction, val_fraction=cfg.val_fraction or 0.0,
                             img_size=cfg.img_size, channels=cfg.channels, seed=cfg.seed, limit=cfg.limit,
-                            limit_test=cfg.limit_test, skip_bad=cfg.skip_bad)
+                            limit_test=cfg.limit_test, skip_bad=cfg.skip_bad, val_identities=cfg.val_identities)
         if "normalization" in self.meta:
             norm = self.meta["normalization"]
         else:
             x = s.train.images.float() / 255
             norm = {"mean": x.mean((0, 2, 3)).tolist(), "std": x.std((0, 2, 3)).clamp(min=1e-3).tolist()}
         meta = {"classes": s.classes, "train_identities": [s.classes[c] for c in s.train_identities],
-                "test_identities": [s.classes[c] for c in s.test_identities], "in_chans": s.train.channels,
+                "test_identities": [s.classes[c] for c in s.test_identities],
+                "val_identities": [s.classes[c] for c in s.val_identities or []], "in_chans": s.train.channels,
                 "img_size": list(s.train.img_size), "normalization": norm, "embed_dim": cfg.embed_dim,
                 "pool": cfg.pool,
                 "loss": cfg.loss, "head": cfg.head, "num_classes": 1}  # the backbone's classifier is unused

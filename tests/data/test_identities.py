@@ -65,3 +65,24 @@ def test_p_is_capped_at_the_number_of_identities():
 def test_validation_split_without_pairs_is_refused(tmp_path):
     with pytest.raises(CnnlabError, match="no two images of one identity"):
         identity_splits(str(_folder(tmp_path / "few", n_ids=6, per_id=3)), holdout_fraction=0.34, val_fraction=0.2)
+
+
+def test_class_disjoint_validation_identities_are_never_trained_on(tmp_path):
+    s = identity_splits("digits", val_identities=2, val_fraction=0.1, limit_test=None, seed=3)
+    val_ids = set(s.val.labels.tolist())
+    assert val_ids == set(s.val_identities) and len(val_ids) == 2
+    assert val_ids.isdisjoint(s.train.labels.tolist()) and val_ids.isdisjoint(s.test.labels.tolist())
+    assert val_ids.isdisjoint(s.train_identities) and val_ids.isdisjoint({7, 8, 9})
+    assert set(s.train.labels.tolist()) == set(s.train_identities) and len(s.train_identities) == 5
+    counts = torch.bincount(torch.cat([s.train.labels, s.val.labels, s.test.labels]), minlength=10)
+    assert counts.sum() == 1797 and int(counts.min()) > 170  # every image in one split (val_fraction unused)
+    assert identity_splits("digits", val_identities=2, seed=3).val_identities == s.val_identities  # seeded
+    folder = identity_splits(str(_folder(tmp_path / "faces")), holdout_fraction=0.34, val_identities=2)
+    parts = [set(p.labels.tolist()) for p in (folder.train, folder.val, folder.test)]
+    assert [len(p) for p in parts] == [2, 2, 2] and len(set.union(*parts)) == 6  # 6 identities, disjoint
+
+
+@pytest.mark.parametrize("n, match", [(1, "at least 2 identities"), (6, "at most 5")])
+def test_class_disjoint_validation_errors_are_one_line(n, match):
+    with pytest.raises(CnnlabError, match=match):
+        identity_splits("digits", val_identities=n)

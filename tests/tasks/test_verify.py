@@ -53,3 +53,13 @@ def test_a_folder_of_identities_works_the_same_way(tmp_path):
 def test_bad_holdout_is_one_line(tmp_path, capsys):
     assert main(["train", "verify", "--data", "digits", "--holdout-classes", "11", *FAST, "--out", str(tmp_path / "x")]) == 2
     assert "holdout" in capsys.readouterr().err
+
+
+def test_class_disjoint_validation_is_recorded_and_never_trained(tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", "verify", "--data", "digits", "--limit-test", "100", "--val-identities", "2", *FAST,
+                 "--out", str(out)]) == 0
+    meta = ckpt.read_json(out / "checkpoints" / "best.json")
+    val, train = set(meta["val_identities"]), set(meta["train_identities"])
+    assert len(val) == 2 and len(train) == 5 and val.isdisjoint(train) and val.isdisjoint(meta["test_identities"])
+    assert isinstance(json.loads((out / "summary.json").read_text())["val_eer"], float)
