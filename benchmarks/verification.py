@@ -65,7 +65,7 @@ def run_variant(data: str, mining: str, loss: str, seconds: float, eval_every: f
         opt.step()
         t_train += time.perf_counter() - t0
         with torch.no_grad():  # active fraction of the mining strategy's triplets under the triplet loss
-            emb = model(batch["images"])
+            emb = model.project(batch["images"])  # the triplets are mined on what the loss sees
             dist = pairwise_sq_distances(emb)
             a, p, n = mine_triplets(dist, batch["identities"], mining)
             active_sum += float((dist[a, p] - dist[a, n] + 0.2 > 0).float().mean())

@@ -59,6 +59,10 @@ class VerifyConfig(TrainConfig):
     pool: str = opt("flatten", "backbone map -> encoding: flatten (keeps layout; transfers better to unseen "
                     "identities) or avg (global average pooling, any image size)", group="model",
                     choices=("flatten", "avg"))
+    encoding: str = opt("projection", "the encoding f(x) used to compare images: projection (the D-d output the "
+                        "loss trains) or features (the L2-normalized pooled backbone features below it: the projection "
+                        "becomes a training head, which transfers better to unseen identities; triplet and "
+                        "contrastive losses only)", group="model", choices=("projection", "features"))
     loss: str = opt("triplet", "triplet (with --mining), contrastive, or binary (logistic regression on "
                     "|f(xi) - f(xj)|, the course's variant)", group="optimization", choices=LOSSES)
     mining: str = opt("batchhard", "triplets from each batch: random, semihard (FaceNet) or batchhard (Hermans "
@@ -83,6 +87,9 @@ class VerifyConfig(TrainConfig):
         super().validate()
         if self.holdout_classes and self.holdout_fraction:
             raise ConfigError("--holdout-classes and --holdout-fraction are alternatives; pass one")
+        if self.encoding == "features" and self.loss == "binary":
+            raise ConfigError("--encoding features: the binary loss's pairwise head reads the projection; "
+                              "pass --encoding projection with --loss binary")
         return self
 
 
@@ -168,7 +175,7 @@ class Verify(Task):
                 "test_identities": [s.classes[c] for c in s.test_identities],
                 "val_identities": [s.classes[c] for c in s.val_identities or []], "in_chans": s.train.channels,
                 "img_size": list(s.train.img_size), "normalization": norm, "embed_dim": cfg.embed_dim,
-                "pool": cfg.pool,
+                "pool": cfg.pool, "encoding": cfg.encoding,
                 "loss": cfg.loss, "head": cfg.head, "num_classes": 1}  # the backbone's classifier is unused
         self.meta.update(meta)
         held = ", ".join(meta["test_identities"][:10]) + (" ..." if len(s.test_identities) > 10 else "")
@@ -176,7 +183,8 @@ class Verify(Task):
 
     def create_network(self, meta: dict[str, Any]) -> nn.Module:
         in_shape = (meta["in_chans"], *meta["img_size"])
-        embedder = EmbeddingNet(create_backbone(meta), meta["embed_dim"], meta.get("pool", "avg"), in_shape)
+        embedder = EmbeddingNet(create_backbone(meta), meta["embed_dim"], meta.get("pool", "avg"), in_shape,
+                                meta.get("encoding", "projection"))
         head = PairwiseHead(meta["embed_dim"], meta.get("head", "l1")) if meta.get("loss") == "binary" else None
         return VerificationNet(embedder, head)
 
@@ -200,7 +208,7 @@ class Verify(Task):
 
     # ------------------------------------------------------------------ steps
     def training_step(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        emb = model(batch["images"])  # (B, D)
+        emb = model.project(batch["images"])  # (B, D): the loss trains the projection
         ids = batch["identities"]
         if self.cfg.loss == "triplet":
             loss, active = mined_triplet_loss(emb, ids, self.cfg.margin, self.cfg.mining,

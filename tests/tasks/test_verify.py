@@ -63,3 +63,14 @@ def test_class_disjoint_validation_is_recorded_and_never_trained(tmp_path):
     val, train = set(meta["val_identities"]), set(meta["train_identities"])
     assert len(val) == 2 and len(train) == 5 and val.isdisjoint(train) and val.isdisjoint(meta["test_identities"])
     assert isinstance(json.loads((out / "summary.json").read_text())["val_eer"], float)
+
+
+def test_features_encoding_round_trips_and_refuses_the_binary_head(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "verify", "--data", "digits", "--limit-test", "100", "--encoding", "features", *FAST,
+                 "--out", str(out)]) == 0
+    assert ckpt.read_json(out / "checkpoints" / "best.json")["encoding"] == "features"
+    assert 0 <= json.loads((out / "summary.json").read_text())["eer"] <= 1
+    assert main(["train", "verify", "--data", "digits", "--encoding", "features", "--loss", "binary", *FAST,
+                 "--out", str(tmp_path / "bad")]) == 2
+    assert "--encoding projection" in capsys.readouterr().err

@@ -5,6 +5,13 @@ whole map flattened (``flatten``: keeps where things are, which transfers better
 identities on small aligned images) -> linear projection to D -> L2 normalization, so
 ||f(x)|| = 1 and squared distances lie in [0, 4].
 
+``encoding="features"`` trains the same way (the loss sees the projection) but encodes with the
+L2-normalized pooled backbone features, before the projection: the projection is a training head,
+as in SimCLR (Chen et al. 2020), whose representation before the head transfers better. With
+few training identities the projection learns to separate only them (7 classes need 6
+dimensions), while the features below it keep what unseen identities differ in (measured in
+docs/verification.md).
+
 ``PairwiseHead``: the course's binary-classification variant, a logistic regression on the
 element-wise difference of two encodings:
     l1:   y_hat = sigma(sum_k w_k |f_k(x_i) - f_k(x_j)| + b)
@@ -24,11 +31,13 @@ class EmbeddingNet(nn.Module):
     """(B, C, H, W) -> (B, D) unit-norm encodings, on any backbone keeping the zoo's contract."""
 
     def __init__(self, backbone: nn.Module, dim: int = 128, pool: str = "avg",
-                 in_shape: tuple[int, int, int] | None = None):
+                 in_shape: tuple[int, int, int] | None = None, encoding: str = "projection"):
         super().__init__()
         if pool not in ("avg", "flatten"):
             raise ValueError(f"pool must be avg or flatten, got {pool!r}")
-        self.backbone, self.dim, self.pool = backbone, dim, pool
+        if encoding not in ("projection", "features"):
+            raise ValueError(f"encoding must be projection or features, got {encoding!r}")
+        self.backbone, self.dim, self.pool, self.encoding = backbone, dim, pool, encoding
         channels = getattr(backbone, "num_features", None)
         if channels is None:
             channels = backbone.feature_info[-1]["num_chs"]
@@ -40,11 +49,21 @@ class EmbeddingNet(nn.Module):
                 channels = backbone.eval().forward_features(torch.zeros(1, *in_shape)).numel()  # C * h * w
             backbone.train(was)
         self.proj = nn.Linear(channels, dim)
+        self.encoding_dim = channels if encoding == "features" else dim
+
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        feats = self.backbone.forward_features(x).float()  # (B, C, h, w)
+        return feats.flatten(1) if self.pool == "flatten" else feats.mean((2, 3))  # (B, C*h*w) or (B, C)
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """What the training loss sees: (B, D) unit-norm projections."""
+        return F.normalize(self.proj(self.pooled(x)), dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feats = self.backbone.forward_features(x).float()  # (B, C, h, w)
-        pooled = feats.flatten(1) if self.pool == "flatten" else feats.mean((2, 3))  # (B, C*h*w) or (B, C)
-        return F.normalize(self.proj(pooled), dim=1)  # (B, D), ||f|| = 1
+        """The encoding f(x): the projection, or with ``encoding="features"`` the unit-norm pooled features."""
+        if self.encoding == "features":
+            return F.normalize(self.pooled(x), dim=1)  # (B, C*h*w) or (B, C), ||f|| = 1
+        return self.project(x)  # (B, D)
 
 
 class PairwiseHead(nn.Module):
@@ -79,7 +98,10 @@ class VerificationNet(nn.Module):
         return self.embedder.backbone
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.embedder(x)  # (B, D)
+        return self.embedder(x)  # (B, D): the encoding
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        return self.embedder.project(x)  # (B, D): what the training loss (and the pairwise head) sees
 
     @torch.no_grad()
     def pair_distances(self, a: torch.Tensor, b: torch.Tensor, chunk: int = 128) -> torch.Tensor:

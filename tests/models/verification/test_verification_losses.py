@@ -113,3 +113,22 @@ def test_embedding_net_is_unit_norm_and_trains():
     assert all(p.grad is not None for p in used.values())
     d = net.pair_distances(emb.detach(), emb.detach())
     assert torch.allclose(d, pairwise_sq_distances(emb.detach()), atol=1e-4)
+
+
+def test_features_encoding_is_the_normalized_map_below_the_trained_projection():
+    import torch.nn.functional as F
+
+    from cnnlab.models import create_model
+
+    torch.manual_seed(0)
+    backbone = create_model("convnet_bn", num_classes=2, in_chans=1, width=4).eval()
+    net = VerificationNet(EmbeddingNet(backbone, dim=16, pool="flatten", in_shape=(1, 8, 8), encoding="features")).eval()
+    x = torch.randn(5, 1, 8, 8)
+    feats = backbone.forward_features(x).flatten(1)  # (5, 16 * 2 * 2): the oracle, the backbone's own map
+    assert net.embedder.encoding_dim == feats.shape[1] == 64
+    assert torch.allclose(net(x), F.normalize(feats, dim=1), atol=1e-6)
+    assert torch.allclose(net.project(x), F.normalize(net.embedder.proj(feats), dim=1), atol=1e-6)
+    projection = VerificationNet(EmbeddingNet(backbone, dim=16, pool="flatten", in_shape=(1, 8, 8))).eval()
+    assert torch.equal(projection(x), projection.project(x))  # the default encodes with the projection
+    with pytest.raises(ValueError, match="encoding"):
+        EmbeddingNet(backbone, dim=16, encoding="pixels")
