@@ -4,7 +4,8 @@ For each photo (scikit-image's coffee, chelsea, astronaut, rocket; scikit-learn'
 ImageNet MobileNetV2's top class c, each method ranks the 224 x 224 pixels; the top 10% are "removed" (set to
 ImageNet's mean colour, i.e. 0 after normalization) and p(c) is measured again. A faithful map removes
 evidence: p(c) must fall more than when 10% of the pixels are removed at random (mean over --draws draws).
-Also the deletion curve (removing 0, 5, ..., 50%) and its area (lower = more faithful).
+Also the whole deletion curve (removing 0, 5, ..., 100%) and its area, RISE's own deletion metric (lower = more
+faithful).
 
 Then the class visualization of "espresso" (967) with `cnnlab explain`'s defaults: p(espresso) of the
 8-bit result and the time it took.
@@ -27,7 +28,7 @@ from cnnlab.explain import gradcam, guided, occlusion, saliency
 from cnnlab.explain.common import from_pretrained, image_from_array
 from cnnlab.models.pretrained import IMAGENET_MEAN
 
-FRACTIONS = [0.0, 0.05, 0.1, 0.2, 0.3, 0.5]
+FRACTIONS = [round(0.05 * i, 2) for i in range(21)]  # 0, 5, ..., 100 % removed (RISE deletes to the end)
 METHODS = ["saliency", "guided", "gradcam", "smoothgrad", "occlusion"]
 FILLS = ["blur", "mean"]
 GRAINS = [1, 16]  # rank single pixels, or 16 x 16 blocks (by their mean attribution; random blocks for random)
@@ -100,7 +101,7 @@ def curve(subject, x: torch.Tensor, order: np.ndarray, target: int, fill: torch.
 
 
 def area(ps: list[float]) -> float:
-    """Trapezoid area under p(fraction removed) over 0..0.5, divided by 0.5 (a mean probability)."""
+    """Trapezoid area under p(fraction removed) over 0..1 (a mean probability; RISE's deletion score)."""
     f = np.array(FRACTIONS)
     p = np.array(ps)
     return float(((p[1:] + p[:-1]) / 2 * np.diff(f)).sum() / (f[-1] - f[0]))
@@ -166,6 +167,7 @@ def summarize(rows: dict) -> dict:
         }
         if method != "random":
             summary[method]["beats_random_on"] = sum(get(r)["p_at_10"] < r["random"]["p_at_10"] for r in rows.values())
+            summary[method]["auc_beats_random_on"] = sum(get(r)["auc"] < r["random"]["auc"] for r in rows.values())
     summary["photos"] = len(rows)
     return summary
 
