@@ -41,6 +41,9 @@ class DetectConfig(BackboneTaskConfig):
                      choices=DETECTORS)
     roi: str | None = opt(None, "RoI feature pooling: align (RoI Align, the default of faster_rcnn and mask_rcnn) or "
                           "pool (RoI Pool, the default of fast_rcnn)", group="model", choices=("align", "pool"))
+    feature_stride: int | None = opt(None, "fast_rcnn, faster_rcnn, mask_rcnn: stride of the feature map the RoIs "
+                                     "are pooled from: 8 (the default; the stride-8 stage joined with the coarser "
+                                     "ones) or 16 (the classic single map)", group="model", choices=(8, 16))
     proposals: int = opt(2000, "rcnn, fast_rcnn: selective-search proposals kept per image (the best-ranked)",
                          group="model", min=1)
     warp: int = opt(64, "rcnn: the square size each region is warped to (the paper's 227 for AlexNet)", group="model",
@@ -257,7 +260,7 @@ class Detect(Task):
 
         as_backbone = dataclasses.replace(cfg, model=cfg.backbone)
         self.meta.update(model=cfg.backbone, detector=cfg.model, head_drop_rate=cfg.drop_rate, anchor_iou=cfg.anchor_iou,
-                         roi=cfg.roi, warp=cfg.warp,
+                         roi=cfg.roi, warp=cfg.warp, feature_stride=cfg.feature_stride or 8,
                          model_kwargs=backbone_kwargs(as_backbone, self.meta["img_size"][0]))
         if cfg.model == "yolo" and "anchors" not in self.meta:
             self.meta["anchors"], self.meta["anchor_report"] = choose_anchors(cfg, data.train)

@@ -23,7 +23,7 @@ from torch import nn
 
 REGION_DETECTORS = ("rcnn", "fast_rcnn", "faster_rcnn", "mask_rcnn")
 PROPOSAL_DETECTORS = ("rcnn", "fast_rcnn")
-EPOCHS = {"rcnn": 2, "fast_rcnn": 6, "faster_rcnn": 6, "mask_rcnn": 6}  # defaults (one-stage: 30)
+EPOCHS = {"rcnn": 2, "fast_rcnn": 6, "faster_rcnn": 10, "mask_rcnn": 10}  # defaults (one-stage: 30)
 
 
 def create_region_network(meta: dict[str, Any], backbone: nn.Module) -> nn.Module:
@@ -34,9 +34,10 @@ def create_region_network(meta: dict[str, Any], backbone: nn.Module) -> nn.Modul
     c, size, kind = meta["num_classes"], meta["img_size"][0], meta["detector"]
     if kind == "rcnn":
         return RCNN(backbone, c, warp=meta.get("warp") or 64)
+    stride = meta.get("feature_stride") or 16  # runs saved before the option had the stride-16 map
     if kind == "fast_rcnn":
-        return FastRCNN(backbone, c, roi=meta.get("roi") or "pool")
-    return FasterRCNN(backbone, c, size, masks=kind == "mask_rcnn", roi=meta.get("roi") or "align")
+        return FastRCNN(backbone, c, roi=meta.get("roi") or "pool", stride=stride)
+    return FasterRCNN(backbone, c, size, masks=kind == "mask_rcnn", roi=meta.get("roi") or "align", stride=stride)
 
 
 class LazyProposals:

@@ -234,3 +234,19 @@ def test_faster_rcnn_box_targets_stay_fp32_under_bf16_autocast(monkeypatch):
     gt_row = (rois - targets[0]["boxes"]).abs().sum(1) < 1e-4  # the ground truth joins the proposals
     assert gt_row.any() and torch.allclose(reg[gt_row], expected[gt_row], atol=1e-5)
     assert float(reg[gt_row].abs().max()) < 1e-4  # a ground-truth RoI regresses onto itself exactly
+
+
+def test_grid_sample_roi_align_matches_torchvision_values_and_gradients():
+    from cnnlab.models.detection.regions import roi_align_one_sample
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 16, 16, requires_grad=True)
+    xy = torch.rand(2, 20, 2) * 100
+    boxes = [torch.cat([p, (p + torch.rand(20, 2) * 60 + 2).clamp(max=128)], 1) for p in xy]
+    boxes[0][0] = torch.tensor([0.0, 0.0, 128.0, 128.0])  # the whole map, edges included
+    ours = roi_align_one_sample(x, boxes, 7, 1 / 8)
+    (g_ours,) = torch.autograd.grad((ours * torch.arange(7.0)).sum(), x)
+    ref = torchvision.ops.roi_align(x, boxes, 7, 1 / 8, 1, aligned=True)
+    (g_ref,) = torch.autograd.grad((ref * torch.arange(7.0)).sum(), x)
+    assert ours.shape == (40, 5, 7, 7)
+    assert torch.allclose(ours, ref, atol=1e-5) and torch.allclose(g_ours, g_ref, atol=1e-4)

@@ -23,9 +23,9 @@ class FastRCNN(nn.Module):
     """Backbone -> stride-16 map; proposals -> RoI Pool 7 x 7 -> FC -> FC -> (class scores, class-specific deltas)."""
 
     def __init__(self, backbone: nn.Module, num_classes: int, roi: str = "pool", channels: int = 128,
-                 representation: int = 256, rois_per_image: int = 64):
+                 representation: int = 256, rois_per_image: int = 64, stride: int = 16):
         super().__init__()
-        self.features = FeatureMap(backbone, channels)
+        self.features = FeatureMap(backbone, channels, stride)
         self.num_classes, self.roi, self.rois_per_image = num_classes, roi, rois_per_image
         self.pool = RoIPooler(7, roi)
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(channels * 49, representation), nn.ReLU(inplace=True),

@@ -37,7 +37,8 @@ class FasterRCNN(nn.Module):
 
     def __init__(self, backbone: nn.Module, num_classes: int, img_size: int, masks: bool = False, roi: str = "align",
                  channels: int = 128, representation: int = 256, rpn_post_nms_train: int = 300,
-                 rpn_post_nms_test: int = 100, rois_per_image: int = 64, stride: int = 16):
+                 rpn_post_nms_test: int = 100, rois_per_image: int = 64, stride: int = 16,
+                 positive_fraction: float = 0.5, rpn_pre_nms: tuple[int, int] = (600, 300)):
         super().__init__()
         from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
         from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
@@ -51,7 +52,7 @@ class FasterRCNN(nn.Module):
         self.rpn = RegionProposalNetwork(
             self.anchor_generator, RPNHead(channels, 3 * len(ratios)), fg_iou_thresh=0.7, bg_iou_thresh=0.3,
             batch_size_per_image=256, positive_fraction=0.5,
-            pre_nms_top_n={"training": 2000, "testing": 1000},
+            pre_nms_top_n={"training": rpn_pre_nms[0], "testing": rpn_pre_nms[1]},
             post_nms_top_n={"training": rpn_post_nms_train, "testing": rpn_post_nms_test}, nms_thresh=0.7)
         mask_parts = {}
         if masks:
@@ -60,7 +61,7 @@ class FasterRCNN(nn.Module):
         self.roi_heads = RoIHeads(
             RoIPooler(7, roi), TwoMLPHead(channels * 7 * 7, representation),
             FastRCNNPredictor(representation, num_classes + 1), fg_iou_thresh=0.5, bg_iou_thresh=0.5,
-            batch_size_per_image=rois_per_image, positive_fraction=0.25, bbox_reg_weights=None,
+            batch_size_per_image=rois_per_image, positive_fraction=positive_fraction, bbox_reg_weights=None,
             score_thresh=0.01, nms_thresh=0.5, detections_per_img=100, **mask_parts)
 
     @property

@@ -86,7 +86,35 @@ class RoIPooler(nn.Module):
         boxes = [p.to(x.dtype) for p in proposals]
         if self.mode == "pool":
             return roi_pool(x, boxes, self.output_size, scale)
+        if self.sampling_ratio == 1:
+            return roi_align_one_sample(x, boxes, self.output_size, scale)
         return roi_align(x, boxes, self.output_size, scale, self.sampling_ratio, aligned=True)
+
+
+def roi_align_one_sample(x: torch.Tensor, boxes: list[torch.Tensor], size: int, scale: float) -> torch.Tensor:
+    """RoI Align with one bilinear sample per bin and ``aligned=True`` (torchvision's ``roi_align(..., 1,
+    aligned=True)``, the same numbers for boxes inside the map) through ``F.grid_sample``, whose CPU backward
+    is 2.5x faster than torchvision's ``_roi_align_backward`` (a third of a Faster R-CNN step on 2 cores).
+
+    The bin centres of box (x1, y1, x2, y2) in feature-cell coordinates (cell i's centre at i): x1 * scale - 0.5
+    + (j + 1/2) (x2 - x1) scale / size; grid_sample (align_corners=False) reads cell coordinate u at
+    (2u + 1) / W - 1; "border" padding is roi_align's clamping of samples within one cell outside the map.
+    x (B, C, H, W), boxes per image (K_b, 4) xyxy image px -> (sum K_b, C, size, size).
+    """
+    import torch.nn.functional as F
+
+    _, c, h, w = x.shape
+    t = (torch.arange(size, dtype=x.dtype, device=x.device) + 0.5) / size  # (size,) bin centres in [0, 1]
+    out = []
+    for b, bx in enumerate(boxes):
+        x1, y1, x2, y2 = (bx * scale - 0.5).unbind(1)  # (K,) in cell coordinates
+        gx = (2 * (x1[:, None] + (x2 - x1)[:, None] * t) + 1) / w - 1  # (K, size)
+        gy = (2 * (y1[:, None] + (y2 - y1)[:, None] * t) + 1) / h - 1
+        grid = torch.stack(torch.broadcast_tensors(gx[:, None, :], gy[:, :, None]), -1)  # (K, size, size, 2)
+        o = F.grid_sample(x[b:b + 1], grid.reshape(1, -1, size, 2), mode="bilinear", padding_mode="border",
+                          align_corners=False)  # (1, C, K * size, size)
+        out.append(o[0].reshape(c, -1, size, size).transpose(0, 1))  # (K, C, size, size)
+    return torch.cat(out) if out else x.new_zeros(0, c, size, size)
 
 
 def encode_boxes(gt: torch.Tensor, proposals: torch.Tensor, weights=BOX_WEIGHTS) -> torch.Tensor:
