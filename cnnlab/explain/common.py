@@ -175,18 +175,24 @@ def activation(subject: Subject, x: torch.Tensor, layer: str, grad: bool = False
     return box["out"]
 
 
-def last_spatial_layer(subject: Subject) -> str:
-    """The last module (in execution order) whose output is a (B, C, h, w) map with h*w > 1: Grad-CAM's default."""
-    order: list[tuple[str, tuple]] = []
-    handles = [m.register_forward_hook(lambda m, i, o, n=n: order.append((n, tuple(o.shape)))
-                                       if isinstance(o, torch.Tensor) else None)
-               for n, m in subject.model.named_modules() if n]
+def probe_forward(subject: Subject, handles: list) -> None:
+    """One no-grad forward pass of a mid-grey image, for the forward hooks in ``handles`` to record the
+    network's layers; the hooks are removed afterwards, also when the pass fails."""
     try:
         with torch.no_grad():
             subject(torch.full((1, subject.in_chans, *subject.size), 0.5))
     finally:
         for h in handles:
             h.remove()
+
+
+def last_spatial_layer(subject: Subject) -> str:
+    """The last module (in execution order) whose output is a (B, C, h, w) map with h*w > 1: Grad-CAM's default."""
+    order: list[tuple[str, tuple]] = []
+    handles = [m.register_forward_hook(lambda m, i, o, n=n: order.append((n, tuple(o.shape)))
+                                       if isinstance(o, torch.Tensor) else None)
+               for n, m in subject.model.named_modules() if n]
+    probe_forward(subject, handles)
     spatial = [n for n, s in order if len(s) == 4 and s[2] * s[3] > 1]
     if not spatial:
         raise ConfigError(f"{subject.name} has no layer with a spatial map (h*w > 1); Grad-CAM needs one: pass --layer")
@@ -201,12 +207,7 @@ def default_layers(subject: Subject, n: int = 3) -> list[str]:
     handles = [m.register_forward_hook(lambda m, i, o, n=n_: order.append(n) if isinstance(o, torch.Tensor)
                                        and o.ndim == 4 and o.shape[2] * o.shape[3] > 1 and n not in order else None)
                for n_, m in blocks]
-    try:
-        with torch.no_grad():
-            subject(torch.full((1, subject.in_chans, *subject.size), 0.5))
-    finally:
-        for h in handles:
-            h.remove()
+    probe_forward(subject, handles)
     leaves = [name for name in order if not any(o.startswith(name + ".") for o in order)]
     if not leaves:
         raise ConfigError(f"{subject.name} has no layers with spatial output to show; pass --layer")

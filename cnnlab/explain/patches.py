@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnlab.explain.common import Subject, get_layer, image_grid, record_output, to_hwc
+from cnnlab.explain.common import Subject, get_layer, image_grid, probe_forward, record_output, to_hwc
 from cnnlab.ops.conv_arith import receptive_field
 
 
@@ -50,12 +50,7 @@ def layer_geometry(subject: Subject, layer: str) -> Geometry:
     handles = [m.register_forward_hook(hook) for m in subject.model.modules()
                if isinstance(m, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d))]
     handles.append(target.register_forward_hook(stop))  # registered last: runs after target's own conv hook
-    try:
-        with torch.no_grad():
-            subject(torch.full((1, subject.in_chans, *subject.size), 0.5))
-    finally:
-        for h in handles:
-            h.remove()
+    probe_forward(subject, handles)
     rf = receptive_field([(k, s, d) for k, s, d, _ in seen]) if seen else 1
     jump, start = 1, 0.0
     for k, s, d, p in seen:
