@@ -47,7 +47,7 @@ def run_recipe(name: str, seed: int, threads: int, out_root: Path) -> dict[str, 
     curve = [(float(r["train_seconds"]), float(r["val_loss"])) for r in rows]
     chars = sum(float(r["images_per_s"]) * float(r["epoch_seconds"]) for r in rows)
     return {"recipe": name, "seed": seed, "val_loss": summary["val_loss"], "bpc": summary["bpc"],
-            "train_seconds": summary["train_seconds"], "curve": curve, "chars": chars,
+            "train_seconds": summary["train_seconds"], "curve": curve, "chars": chars, "precision": cfg.precision,
             "chars_per_s": chars / max(1e-9, summary["train_seconds"]), "run_dir": str(run_dir)}
 
 
@@ -114,13 +114,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     peak = common.matmul_peak_gflops()
+    bf16_peak: list[float] = []
+
+    def peak_for(precision: str) -> float:
+        """The matmul peak a run's utilization is read against: fp32, or bf16 for a bf16 run (measured once)."""
+        if precision != "bf16":
+            return peak
+        if not bf16_peak:
+            bf16_peak.append(common.matmul_peak_gflops(dtype=torch.bfloat16))
+        return bf16_peak[0]
+
     out_root = Path(args.out or tempfile.mkdtemp(prefix="charlm-bench-"))
     runs = []
     for name in args.recipes:
         for seed in range(args.seeds):
             r = run_recipe(name, seed, args.threads, out_root)
             vocab = 85
-            r["mfu"] = r["chars_per_s"] * train_flops_per_char(RECIPES[name], vocab) / (peak * 1e9)
+            r["mfu"] = r["chars_per_s"] * train_flops_per_char(RECIPES[name], vocab) / (peak_for(r["precision"]) * 1e9)
             runs.append(r)
             print(f"{name} seed {seed}: val {r['val_loss']:.4f} nats/char after {r['train_seconds']:.0f} s "
                   f"({r['chars_per_s']:.0f} chars/s)", file=sys.stderr)
@@ -139,6 +149,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                          "train_seconds": common.mean_spread([r["train_seconds"] for r in mine]),
                          "chars_per_s": common.mean_spread([r["chars_per_s"] for r in mine])}
     report = common.to_jsonable({"benchmark": "charlm", "environment": common.environment(), "peak_gflops": peak,
+                                 "peak_gflops_bf16": bf16_peak[0] if bf16_peak else None,
                                  "data": "shakespeare, modern-spelling plays, hamlet held out", "recipes": RECIPES,
                                  "summary": summary, "runs": runs})
     rows = [[r["recipe"], r["seed"], common.fmt(r["val_loss"]), common.fmt(r["bpc"]), common.fmt(r["train_seconds"]),

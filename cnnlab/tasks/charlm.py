@@ -33,12 +33,13 @@ OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adam
 # Named recipes (--recipe): measured on 2 cores (Intel Xeon with AVX-512, and AMD EPYC), see docs/sequences.md.
 RECIPES: dict[str, dict[str, Any]] = {
     # 5 minutes of training (--time-budget 290: the cosine follows the clock, so a slower machine sees fewer
-    # characters and still stops in time): a 2-layer LSTM of 256 that takes many small steps. 8 streams of 128
-    # characters per step run at about the characters/s of 16 or 64 streams on 2 cores and give 2-8x the updates;
-    # tuned on held-out Hamlet (benchmarks/charlm.py)
-    "fast": dict(cell="lstm", layers=2, hidden=256, embed=64, bptt=128, batch_size=8, optimizer="adam", lr=3e-3,
-                 epochs=12, epoch_chars=1_000_000, time_budget=290.0, schedule="cosine", warmup_epochs=0.1,
-                 grad_clip=1.0, weight_decay=0.0, dropout=0.0),
+    # characters and still stops in time): a 2-layer LSTM of 256 that takes many small steps of 32 streams x 32
+    # characters. In bf16 (precision auto: where the CPU has AMX / AVX-512 BF16) torch's LSTM kernels run about
+    # 2x the characters/s of 8 streams in fp32 once 16+ streams fill a tile, and at equal characters 32 x 32
+    # learned as much as 8 x 128 (tuned on held-out Hamlet, docs/sequences.md; benchmarks/charlm.py)
+    "fast": dict(cell="lstm", layers=2, hidden=256, embed=64, bptt=32, batch_size=32, optimizer="adam", lr=5e-3,
+                 epochs=16, epoch_chars=1_000_000, time_budget=290.0, schedule="cosine", warmup_epochs=0.1,
+                 grad_clip=1.0, weight_decay=0.0, dropout=0.0, precision="auto"),
     # 20 minutes of training: a wider LSTM with light dropout (it sees the plays about three times)
     "best": dict(cell="lstm", layers=2, hidden=384, embed=64, bptt=128, batch_size=8, optimizer="adam", lr=2e-3,
                  epochs=30, epoch_chars=1_000_000, time_budget=1190.0, schedule="cosine", warmup_epochs=0.1,
