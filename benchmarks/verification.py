@@ -39,7 +39,7 @@ def held_out_eer(task, model, ds) -> float:
 
 def run_variant(data: str, mining: str, loss: str, seconds: float, eval_every: float, seed: int) -> dict:
     cfg = Verify.resolve(VerifyConfig(task="verify", data=data, mining=mining, loss=loss, seed=seed,
-                                      steps_per_epoch=10**6).resolved())
+                                      encoding="projection", steps_per_epoch=10**6).resolved())
     task = Verify(cfg)
     bundle = task.build_data(cfg)
     torch.manual_seed(seed)

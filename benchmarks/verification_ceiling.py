@@ -11,6 +11,10 @@ unseen 7-9 (the acceptance targets are 0.10 and 0.05). These probes ask where th
   Hermans et al.'s soft margin, ``--steps`` steps, ``--seeds`` seeds, EER on the unseen 7-9.
 - ``seen``: the same encoder and loss trained on *all ten* classes of the dataset's training
   images, scored on the 7-9 images of its test split: the ceiling when 7-9 are not unseen.
+- ``hog``: no learning; histograms of oriented gradients (Dalal & Triggs: 9 orientations, 7 x 7
+  cells, 2 x 2 blocks, scikit-image) as they are and centred on the training identities' mean:
+  a hand-made descriptor as the reference a learned encoding should beat.
+``--size`` sets the frozen probe's input (28 x 28 images upsampled, grey replicated to RGB).
 
     python benchmarks/verification_ceiling.py --data fashion-mnist --probes frozen margin seen
 Prints JSON (and writes it to --out); EERs do not depend on the machine's speed.
@@ -77,6 +81,22 @@ def probe_frozen(data: str, size: int = 64) -> dict[str, dict[str, float]]:
     return out
 
 
+def probe_hog(data: str) -> dict[str, dict[str, float]]:
+    import numpy as np
+    from skimage.feature import hog
+
+    s = identity_splits(data, val_fraction=0.0, limit_test=1500)
+    g = torch.Generator().manual_seed(0)
+    x_tr = s.train.images[torch.randperm(len(s.train.images), generator=g)[:3000]]
+
+    def describe(x: torch.Tensor) -> torch.Tensor:
+        return torch.tensor(np.stack([hog(im[0].float().numpy() / 255, orientations=9, pixels_per_cell=(7, 7),
+                                          cells_per_block=(2, 2)) for im in x])).float()  # (N, 324) at 28 x 28
+
+    te, tr = describe(s.test.images), describe(x_tr)
+    return {"hog": score(te, s.test.labels), "hog_centred": score(te - tr.mean(0), s.test.labels)}
+
+
 def train_encoder(x: torch.Tensor, y: torch.Tensor, steps: int, soft: bool, seed: int) -> EmbeddingNet:
     torch.manual_seed(seed)
     net = EmbeddingNet(create_model("convnet_bn", num_classes=1, in_chans=x.shape[1], width=16), 128, "flatten",
@@ -132,7 +152,9 @@ def probe_seen(data: str, steps: int, seeds: int) -> dict[str, dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default="fashion-mnist", help="fashion-mnist or digits")
-    ap.add_argument("--probes", nargs="+", default=["frozen", "margin", "seen"], choices=("frozen", "margin", "seen"))
+    ap.add_argument("--probes", nargs="+", default=["frozen", "margin", "seen"],
+                    choices=("frozen", "margin", "seen", "hog"))
+    ap.add_argument("--size", type=int, default=64, help="input size of the frozen ImageNet probe")
     ap.add_argument("--steps", type=int, default=None, help="training steps (default: 1000 fashion-mnist, 500 digits)")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
@@ -140,11 +162,12 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     steps = args.steps or (1000 if args.data == "fashion-mnist" else 500)
-    report = {"benchmark": "verification_ceiling", "data": args.data, "held_out": HELD, "steps": steps,
+    report = {"benchmark": "verification_ceiling", "data": args.data, "held_out": HELD, "steps": steps, "size": args.size,
               "environment": environment()}
     for probe in args.probes:
         t = time.perf_counter()
-        report[probe] = (probe_frozen(args.data) if probe == "frozen" else
+        report[probe] = (probe_frozen(args.data, args.size) if probe == "frozen" else
+                         probe_hog(args.data) if probe == "hog" else
                          probe_margin(args.data, steps, args.seeds) if probe == "margin" else
                          probe_seen(args.data, steps, args.seeds))
         print(f"{probe}: {time.perf_counter() - t:.0f} s", file=sys.stderr)

@@ -59,10 +59,11 @@ class VerifyConfig(TrainConfig):
     pool: str = opt("flatten", "backbone map -> encoding: flatten (keeps layout; transfers better to unseen "
                     "identities) or avg (global average pooling, any image size)", group="model",
                     choices=("flatten", "avg"))
-    encoding: str = opt("projection", "the encoding f(x) used to compare images: projection (the D-d output the "
-                        "loss trains) or features (the L2-normalized pooled backbone features below it: the projection "
-                        "becomes a training head, which transfers better to unseen identities; triplet and "
-                        "contrastive losses only)", group="model", choices=("projection", "features"))
+    encoding: str | None = opt(None, "the encoding f(x) that images are compared by: features (default; the "
+                               "L2-normalized pooled backbone features below the projection, which becomes a training "
+                               "head: transfers better to unseen identities) or projection (the D-d output the loss "
+                               "trains; the default with --loss binary, whose pairwise head reads it)", group="model",
+                               choices=("projection", "features"))
     loss: str = opt("triplet", "triplet (with --mining), contrastive, or binary (logistic regression on "
                     "|f(xi) - f(xj)|, the course's variant)", group="optimization", choices=LOSSES)
     mining: str = opt("batchhard", "triplets from each batch: random, semihard (FaceNet) or batchhard (Hermans "
@@ -156,6 +157,8 @@ class Verify(Task):
     def resolve(cls, cfg: VerifyConfig) -> VerifyConfig:
         if cfg.margin is None:
             cfg.margin = DEFAULT_MARGIN[cfg.loss]
+        if cfg.encoding is None:
+            cfg.encoding = "projection" if cfg.loss == "binary" else "features"
         if cfg.model == "convnet_bn" and "width" not in cfg.model_kwargs:
             cfg.model_kwargs = dict(cfg.model_kwargs, width=DEFAULT_WIDTH)
         return cfg
@@ -175,7 +178,7 @@ class Verify(Task):
                 "test_identities": [s.classes[c] for c in s.test_identities],
                 "val_identities": [s.classes[c] for c in s.val_identities or []], "in_chans": s.train.channels,
                 "img_size": list(s.train.img_size), "normalization": norm, "embed_dim": cfg.embed_dim,
-                "pool": cfg.pool, "encoding": cfg.encoding,
+                "pool": cfg.pool, "encoding": cfg.encoding or ("projection" if cfg.loss == "binary" else "features"),
                 "loss": cfg.loss, "head": cfg.head, "num_classes": 1}  # the backbone's classifier is unused
         self.meta.update(meta)
         held = ", ".join(meta["test_identities"][:10]) + (" ..." if len(s.test_identities) > 10 else "")

@@ -65,11 +65,15 @@ def test_class_disjoint_validation_is_recorded_and_never_trained(tmp_path):
     assert isinstance(json.loads((out / "summary.json").read_text())["val_eer"], float)
 
 
-def test_features_encoding_round_trips_and_refuses_the_binary_head(tmp_path, capsys):
+def test_encoding_defaults_and_refuses_features_for_the_binary_head(tmp_path, capsys):
+    from cnnlab.tasks.verify import Verify, VerifyConfig
+
+    assert Verify.resolve(VerifyConfig()).encoding == "features"
+    assert Verify.resolve(VerifyConfig(loss="binary")).encoding == "projection"
     out = tmp_path / "run"
-    assert main(["train", "verify", "--data", "digits", "--limit-test", "100", "--encoding", "features", *FAST,
+    assert main(["train", "verify", "--data", "digits", "--limit-test", "100", "--encoding", "projection", *FAST,
                  "--out", str(out)]) == 0
-    assert ckpt.read_json(out / "checkpoints" / "best.json")["encoding"] == "features"
+    assert ckpt.read_json(out / "checkpoints" / "best.json")["encoding"] == "projection"
     assert 0 <= json.loads((out / "summary.json").read_text())["eer"] <= 1
     assert main(["train", "verify", "--data", "digits", "--encoding", "features", "--loss", "binary", *FAST,
                  "--out", str(tmp_path / "bad")]) == 2
