@@ -90,13 +90,13 @@ def main() -> None:
 
     rows = {}
     for name in args.models:
-        row: dict = {"run": runs.get(name)}
+        row: dict = {"run": None}  # the run folder's name only: no machine-specific paths in the results
         if name in runs:
             task, model, meta, _ = load_task(runs[name])
             ds, _, _ = task.eval_data(task.cfg, "val")
-            metrics, _, _ = evaluate_run(runs[name], split="val")
+            metrics, info, _ = evaluate_run(runs[name], split="val")
             row.update(map50=metrics.get("map50"), map=metrics.get("map"), mask_map50=metrics.get("mask_map50"),
-                       epochs=meta.get("epoch"))
+                       epochs=meta.get("epoch"), val_images=info.get("images"), run=Path(runs[name]).name)
         else:
             task, model, ds = untrained(name, args.data, args.backbone)
         row.update(time_detector(task, model, ds, args.images))
@@ -121,9 +121,11 @@ def main() -> None:
         r = rows["fast_rcnn"]
         report["fast_rcnn_proposal_share"] = r["proposals_s"] / r["total_s"]
     table = common.markdown_table(
-        ["detector", "proposals s/img", "network s/img", "total s/img", "x fastest", "AP50 (val)", "AP (val)"],
+        ["detector", "proposals s/img", "network s/img", "total s/img", "x fastest", "AP50 (val)", "AP (val)",
+         "val images"],
         [[k, f"{r['proposals_s']:.3f}", f"{r['network_s']:.3f}", f"{r['total_s']:.3f}", f"{r['times_fastest']:.1f}",
-          "-" if r.get("map50") is None else f"{r['map50']:.3f}", "-" if r.get("map") is None else f"{r['map']:.3f}"]
+          "-" if r.get("map50") is None else f"{r['map50']:.3f}", "-" if r.get("map") is None else f"{r['map']:.3f}",
+          r.get("val_images") or "-"]
          for k, r in rows.items()])
     common.emit_report(report, table, args.json)
 

@@ -1,6 +1,6 @@
 """Fast R-CNN (Girshick 2015): one backbone pass per image, RoI pooling of the proposals on its features.
 
-The image goes through the backbone once (``regions.FeatureMap``: a stride-16 map); each region proposal
+The image goes through the backbone once (``regions.FeatureMap``: a stride-8 map, or 16); each region proposal
 (selective search, computed outside the network) is cut out of that map by RoI Pool into a 7 x 7 grid
 (``roi="align"`` swaps in RoI Align), then two FC layers feed two sibling outputs: C + 1 class scores
 and class-specific box deltas (4 per class). Training samples 64 RoIs per image, a quarter of them
@@ -20,7 +20,7 @@ from cnnlab.models.detection.regions import (FeatureMap, RoIPooler, class_boxes_
 
 
 class FastRCNN(nn.Module):
-    """Backbone -> stride-16 map; proposals -> RoI Pool 7 x 7 -> FC -> FC -> (class scores, class-specific deltas)."""
+    """Backbone -> stride-8 (or 16) map; proposals -> RoI Pool 7 x 7 -> FC -> FC -> (class scores, class-specific deltas)."""
 
     def __init__(self, backbone: nn.Module, num_classes: int, roi: str = "pool", channels: int = 128,
                  representation: int = 256, rois_per_image: int = 64, stride: int = 16):

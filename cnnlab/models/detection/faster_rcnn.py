@@ -1,21 +1,21 @@
 """Faster R-CNN (Ren et al. 2015) and Mask R-CNN (He et al. 2017) on any zoo backbone.
 
-Composed from torchvision's pieces (DESIGN principle 2): ``AnchorGenerator``, ``RegionProposalNetwork``
-(RPN head: per anchor an objectness logit and 4 box deltas; anchors with IoU >= 0.7 with an object are
-positive, < 0.3 negative, 256 sampled per image, half positive) and ``RoIHeads`` (proposals with
-IoU >= 0.5 are foreground, 64 sampled per image (the paper: 512), a quarter foreground; two FC layers, then class
-scores and class-specific box deltas; Mask R-CNN adds a mask head, two 3x3 convs of 64 channels (the paper: four
-of 256) and a 2x up-convolution, predicting a 28 x 28 mask per class). Ours: the backbone adapter (``regions.FeatureMap``: one stride-16 map from any backbone), the
-RoI pooler (``regions.RoIPooler``: RoI Align or RoI Pool, ``roi=`` swaps them), anchor sizes from the
-image size, and the calls: no ``GeneralizedRCNNTransform``, because the detect task has already
-resized the images to its square size and normalized them with its own statistics (torchvision's
+Composed from torchvision's pieces (DESIGN principle 2): ``AnchorGenerator``, ``RegionProposalNetwork`` (RPN head:
+per anchor an objectness logit and 4 box deltas; anchors with IoU >= 0.7 with an object are positive, < 0.3
+negative, 256 sampled per image, half positive) and ``RoIHeads`` (proposals with IoU >= 0.5 are foreground, 64
+sampled per image (the paper: 512), half foreground (the paper: a quarter); two FC layers, then class scores and
+class-specific box deltas; Mask R-CNN adds a mask head, two 3x3 convs of 64 channels (the paper: four of 256) and a
+2x up-convolution, predicting a 28 x 28 mask per class). Ours: the backbone adapter (``regions.FeatureMap``: one
+stride-8 or stride-16 map from any backbone), the RoI pooler (``regions.RoIPooler``: RoI Align or RoI Pool, ``roi=``
+swaps them), anchor sizes from the image size, and the calls: no ``GeneralizedRCNNTransform``, because the detect
+task has already resized the images to its square size and normalized them with its own statistics (torchvision's
 transform would resize and normalize a second time).
 
-The four losses (plus the mask loss) come back separately: ``rpn_objectness`` (binary cross-entropy on
-the sampled anchors), ``rpn_box`` (smooth L1 on the positive anchors' deltas), ``classifier``
-(cross-entropy over C + 1 classes on the sampled RoIs), ``box_reg`` (smooth L1 on the foreground RoIs'
-deltas of their true class) and ``mask`` (per-pixel binary cross-entropy on the 28 x 28 mask of the
-true class, its target the object's mask cropped to the RoI by RoI Align).
+The four losses (plus the mask loss) come back separately: ``rpn_objectness`` (binary cross-entropy on the sampled
+anchors), ``rpn_box`` (smooth L1 on the positive anchors' deltas), ``classifier`` (cross-entropy over C + 1 classes
+on the sampled RoIs), ``box_reg`` (smooth L1 on the foreground RoIs' deltas of their true class) and ``mask`` (per-
+pixel binary cross-entropy on the 28 x 28 mask of the true class, its target the object's mask cropped to the RoI by
+RoI Align).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def anchor_sizes(img_size: int) -> tuple[int, ...]:
 
 
 class FasterRCNN(nn.Module):
-    """Backbone -> stride-16 map -> RPN proposals -> RoI heads (+ the mask head with ``masks=True``)."""
+    """Backbone -> stride-8 (or 16) map -> RPN proposals -> RoI heads (+ the mask head with ``masks=True``)."""
 
     def __init__(self, backbone: nn.Module, num_classes: int, img_size: int, masks: bool = False, roi: str = "align",
                  channels: int = 128, representation: int = 256, rpn_post_nms_train: int = 300,
@@ -72,7 +72,7 @@ class FasterRCNN(nn.Module):
         return self.backbone.stages()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) -> the stride-16 map (B, channels, H/16, W/16) the RPN and the heads read."""
+        """(B, 3, H, W) -> the feature map (B, channels, H/s, W/s) the RPN and the heads read."""
         return self.features(x)
 
     def _run(self, x: torch.Tensor, targets: list[dict] | None):

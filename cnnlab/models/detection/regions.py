@@ -1,7 +1,7 @@
 """Pieces the region-based detectors share (R-CNN, Fast R-CNN, Faster R-CNN, Mask R-CNN).
 
-- ``FeatureMap``: any zoo backbone (DESIGN's contract) -> one stride-16 map: the last stride-16 stage
-  joined with the upsampled stride-32 stage, 1x1 conv to ``out_channels`` (what the RoI heads pool from).
+- ``FeatureMap``: any zoo backbone (DESIGN's contract) -> one stride-8 (or 16) map: the last stage at that
+  stride joined with the coarser stages upsampled, 1x1 conv to ``out_channels`` (what the RoI heads pool from).
 - ``RoIPooler``: RoI Pool (Fast R-CNN: max over a quantized grid) or RoI Align (Mask R-CNN: bilinear
   samples, no rounding) of proposals on that map, through ``torchvision.ops.roi_pool`` / ``roi_align``.
 - ``sample_rois``: proposals -> a fixed mix of foreground (IoU >= 0.5) and background RoIs with their
