@@ -68,7 +68,7 @@ class DetectConfig(BackboneTaskConfig):
                          group="model", min=0, max=1)
     freeze: int | None = opt(None, "freeze the first N backbone stages (default: 2 with pretrained weights, as "
                              "torchvision's detectors train 3 of 5; else 0)", group="model", min=0)
-    epochs: int | None = opt(None, "number of passes over the training set (default: 30; faster_rcnn, mask_rcnn, "
+    epochs: int | None = opt(None, "number of passes over the training set (default: 30; faster_rcnn, mask_rcnn 10; "
                              "fast_rcnn 6; rcnn 2, its fine-tuning)", group="optimization", min=1)
     lr: float | None = opt(2e-3, "peak learning rate (AdamW, cosine after a 1-epoch warm-up)", group="optimization",
                            min=0, min_open=True)

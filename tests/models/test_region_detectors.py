@@ -250,3 +250,15 @@ def test_grid_sample_roi_align_matches_torchvision_values_and_gradients():
     (g_ref,) = torch.autograd.grad((ref * torch.arange(7.0)).sum(), x)
     assert ours.shape == (40, 5, 7, 7)
     assert torch.allclose(ours, ref, atol=1e-5) and torch.allclose(g_ours, g_ref, atol=1e-4)
+
+
+def test_feature_stride_default_and_runs_saved_before_the_option():
+    from cnnlab.tasks.detect_regions import create_region_network
+
+    meta = {"num_classes": 3, "img_size": [64, 64], "detector": "faster_rcnn", "roi": None}
+    old = create_region_network(meta, create_model("mobilenet_v2", num_classes=1))  # a run saved without the key
+    new = create_region_network(dict(meta, feature_stride=8), create_model("mobilenet_v2", num_classes=1))
+    assert old.features.stride == 16 and new.features.stride == 8
+    x = torch.randn(1, 3, 64, 64)
+    assert old(x).shape[-1] == 4 and new(x).shape[-1] == 8  # 64 / 16, 64 / 8
+    assert old.roi_heads.fg_bg_sampler.positive_fraction == 0.5
