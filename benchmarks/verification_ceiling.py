@@ -162,7 +162,8 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     steps = args.steps or (1000 if args.data == "fashion-mnist" else 500)
-    report = {"benchmark": "verification_ceiling", "data": args.data, "held_out": HELD, "steps": steps, "size": args.size,
+    report = {"benchmark": "verification_ceiling", "data": args.data, "held_out": HELD, "steps": steps,
+              "size": args.size,
               "environment": environment()}
     for probe in args.probes:
         t = time.perf_counter()

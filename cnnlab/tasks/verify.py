@@ -4,6 +4,8 @@ The encoder f (any zoo backbone + projection to 128-d + L2 norm) is trained so t
 d(x1, x2) = ||f(x1) - f(x2)||^2 is small for the same identity and large for different ones:
 triplet loss with online mining in P x K batches (random / semi-hard / batch-hard), the
 contrastive loss, or the binary-classification variant (logistic regression on |f(xi) - f(xj)|).
+The loss trains the 128-d projection; images are compared by the L2-normalized backbone map below
+it (``--encoding features``, default: transfers better to unseen identities) or by the projection.
 
 Data: ``--data fashion-mnist | digits | DIR`` (DIR: one subfolder of images per identity). The
 held-out identities (classes 7-9 of the named datasets, or ``--holdout-classes`` /
@@ -150,6 +152,7 @@ class Verify(Task):
   cnnlab train verify --data digits
   cnnlab train verify --mining random                   # random triplets: mostly too easy
   cnnlab train verify --loss binary                     # logistic regression on |f(xi) - f(xj)|
+  cnnlab train verify --val-identities 2                # validate on 2 identities never trained on
   cnnlab train verify --data faces/ --holdout-fraction 0.3 --model resnet20 --img-size 64
   cnnlab faces enroll runs/verify-... --db people.db --name ada ada1.jpg ada2.jpg"""
 

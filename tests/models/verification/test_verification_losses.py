@@ -122,7 +122,8 @@ def test_features_encoding_is_the_normalized_map_below_the_trained_projection():
 
     torch.manual_seed(0)
     backbone = create_model("convnet_bn", num_classes=2, in_chans=1, width=4).eval()
-    net = VerificationNet(EmbeddingNet(backbone, dim=16, pool="flatten", in_shape=(1, 8, 8), encoding="features")).eval()
+    embedder = EmbeddingNet(backbone, dim=16, pool="flatten", in_shape=(1, 8, 8), encoding="features")
+    net = VerificationNet(embedder).eval()
     x = torch.randn(5, 1, 8, 8)
     feats = backbone.forward_features(x).flatten(1)  # (5, 16 * 2 * 2): the oracle, the backbone's own map
     assert net.embedder.encoding_dim == feats.shape[1] == 64
