@@ -57,7 +57,8 @@ class VerifyConfig(TrainConfig):
     limit_test: int | None = opt(3000, "at most N validation / test images (all pairs are scored)", group="data", min=2)
     model: str = opt("convnet_bn", "backbone: any registered model (convnet_bn gets width=16 unless "
                      "--model-arg width=N)", group="model")
-    embed_dim: int = opt(128, "dimension D of the encoding f(x)", group="model", min=1)
+    embed_dim: int = opt(128, "dimension D of the projection the loss trains (the encoding with --encoding "
+                         "projection)", group="model", min=1)
     pool: str = opt("flatten", "backbone map -> encoding: flatten (keeps layout; transfers better to unseen "
                     "identities) or avg (global average pooling, any image size)", group="model",
                     choices=("flatten", "avg"))
