@@ -12,6 +12,7 @@ matmul utilization against the peak measured in this run.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import tempfile
@@ -47,7 +48,8 @@ def run_recipe(name: str, seed: int, threads: int, out_root: Path) -> dict[str, 
     curve = [(float(r["train_seconds"]), float(r["val_loss"])) for r in rows]
     chars = sum(float(r["images_per_s"]) * float(r["epoch_seconds"]) for r in rows)
     return {"recipe": name, "seed": seed, "val_loss": summary["val_loss"], "bpc": summary["bpc"],
-            "train_seconds": summary["train_seconds"], "curve": curve, "chars": chars, "precision": cfg.precision,
+            "train_seconds": summary["train_seconds"], "curve": curve, "chars": chars,
+            "precision": json.loads((Path(run_dir) / "config.json").read_text())["precision"],  # as resolved
             "chars_per_s": chars / max(1e-9, summary["train_seconds"]), "run_dir": str(run_dir)}
 
 
