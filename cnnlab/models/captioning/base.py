@@ -10,6 +10,8 @@ State and memory are tuples of tensors with the batch first, so search can reord
 
 from __future__ import annotations
 
+import abc
+
 import torch
 from torch import Tensor, nn
 
@@ -27,7 +29,7 @@ def select(tree, idx: Tensor):
     return tree.index_select(0, idx)
 
 
-class Captioner(nn.Module):
+class Captioner(nn.Module, metaclass=abc.ABCMeta):
     """Backbone + decoder; ``frozen`` backbones stay in eval mode and get no gradient (their features can be cached)."""
 
     has_attention = False
@@ -57,13 +59,13 @@ class Captioner(nn.Module):
             fmap = self.backbone.forward_features(images).float()  # (B, D, h, w)
         return fmap.flatten(2).transpose(1, 2)  # (B, h*w, D)
 
+    @abc.abstractmethod
     def start(self, feats: Tensor):
         """Decoder state and memory before the first word (each decoder defines it: ShowTell, ShowAttendTell)."""
-        raise NotImplementedError(f"{type(self).__name__} must define start()")
 
+    @abc.abstractmethod
     def step(self, words: Tensor, state, memory):
         """One word in, next-word logits and the new state out (each decoder defines it)."""
-        raise NotImplementedError(f"{type(self).__name__} must define step()")
 
     def forward(self, feats: Tensor, inputs: Tensor) -> tuple[Tensor, Tensor | None]:
         """Teacher forcing, one step at a time (subclasses may fuse): inputs (B, T) word ids -> logits (B, T, V)."""
