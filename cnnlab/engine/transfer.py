@@ -17,8 +17,11 @@ from cnnlab.errors import ConfigError
 FROZEN = "_cnnlab_frozen"
 
 
-def init_and_load(model: nn.Module, cfg) -> None:
-    """--init by name (lsuv needs data and is applied by its task), then --weights."""
+def init_and_load(model: nn.Module, cfg, *, head_used: bool = True) -> None:
+    """--init by name (lsuv needs data and is applied by its task), then --weights.
+
+    ``head_used`` False: ``model`` is the backbone of a task head (detection, segmentation, captions, ...),
+    whose own classifier is never run, so a reset classifier is not worth a note."""
     if cfg.init not in ("default", "lsuv"):
         from cnnlab.nn.init import init_weights
 
@@ -27,7 +30,7 @@ def init_and_load(model: nn.Module, cfg) -> None:
         from cnnlab.models.weights import load_weights
 
         report = load_weights(model, resolve_weights(cfg.weights, cfg.model))
-        notes = [n for n, on in (("new classifier head for this data's classes", report.get("head_reset")),
+        notes = [n for n, on in (("new classifier head for this data's classes", head_used and report.get("head_reset")),
                                  (_adapted_note(model), report.get("input_adapted"))) if on]
         print(f"loaded {cfg.weights}" + (f" ({'; '.join(notes)})" if notes else ""))
 

@@ -256,7 +256,7 @@ def build_backbone_model(task: Task, cfg: TrainConfig, resume: bool) -> nn.Modul
                      head_drop_rate=cfg.drop_rate)
     model = task.create_network(task.meta)
     if not resume:
-        init_and_load(model.backbone, cfg)
+        init_and_load(model.backbone, cfg, head_used=False)
     if cfg.freeze:
         freeze_stages(model.backbone, cfg.freeze)
     return model

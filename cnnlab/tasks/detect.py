@@ -267,7 +267,7 @@ class Detect(Task):
             print(self.meta["anchor_report"])
         model = self.create_network(self.meta)
         if not resume:
-            init_and_load(model.backbone, as_backbone)
+            init_and_load(model.backbone, as_backbone, head_used=False)
         if cfg.freeze:
             freeze_stages(model.backbone, cfg.freeze)
         return model

@@ -119,7 +119,8 @@ class Segment(Task):
             raise ConfigError(f"--model {cfg.model}: {e}") from None
         target = getattr(model, "backbone", model)
         if not resume:
-            init_and_load(target, dataclasses.replace(cfg, model=cfg.backbone if cfg.backbone != "none" else cfg.model))
+            init_and_load(target, dataclasses.replace(cfg, model=cfg.backbone if cfg.backbone != "none" else cfg.model),
+                          head_used=False)
         if cfg.freeze:
             if not hasattr(model, "backbone"):
                 raise ConfigError(f"--freeze: --model {cfg.model} has no backbone to freeze")
