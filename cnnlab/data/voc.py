@@ -111,8 +111,13 @@ def read_voc_xml(path: str | os.PathLike) -> tuple[dict, list[VocObject]]:
         except (AttributeError, TypeError, ValueError):
             raise DataError(f"{path}: <{where}><{tag}> is missing or not a number") from None
 
-    info = {"filename": (root.findtext("filename") or "").strip(), "width": int(num(size, "width", "size")),
-            "height": int(num(size, "height", "size")),
+    # Some tools (LabelImg on unreadable images, hand-written files) omit <size> or write 0 x 0:
+    # width = height = 0 then, and read_voc takes the size from the image file itself (a <size> that is
+    # there but not a number is still an error).
+    has_size = size is not None and (size.find("width") is not None or size.find("height") is not None)
+    info = {"filename": (root.findtext("filename") or "").strip(),
+            "width": int(num(size, "width", "size")) if has_size else 0,
+            "height": int(num(size, "height", "size")) if has_size else 0,
             "depth": int(float(size.findtext("depth") or 3)) if size is not None else 3}
     objects = []
     for k, o in enumerate(root.findall("object")):
@@ -229,7 +234,7 @@ def read_voc(root: str | os.PathLike, split: str = "train", task: str = "detecti
             raise DataError(f"{listing}: not found, and no {folder.name}/ to list images from")
         names = sorted(p.stem for p in folder.iterdir() if p.suffix.lower() in (".xml", ".png"))
     classes = list(classes) if classes is not None else voc_classes(root)
-    images, objects = [], []
+    images, objects, index = [], [], {}
     for i, name in enumerate(names):
         xml = root / "Annotations" / f"{name}.xml"
         if xml.is_file():
@@ -238,7 +243,7 @@ def read_voc(root: str | os.PathLike, split: str = "train", task: str = "detecti
             info, objs = {"filename": "", "width": 0, "height": 0}, []
         else:
             raise DataError(f"{listing}: lists {name!r} but {xml} does not exist")
-        path = _find_image(root, name, info["filename"], listing)
+        path = _find_image(root, name, info["filename"], listing, index)
         w, h = info["width"], info["height"]
         if not (w > 0 and h > 0):
             from cnnlab.data.images import probe_image
@@ -261,12 +266,20 @@ def voc_classes(root: Path) -> list[str]:
     return list(VOC_CLASSES) if names <= set(VOC_CLASSES) else sorted(names)
 
 
-def _find_image(root: Path, name: str, filename: str, listing: Path) -> Path:
+def _find_image(root: Path, name: str, filename: str, listing: Path, index: dict | None = None) -> Path:
+    """JPEGImages/<filename> or <name>.jpg/.jpeg/.png; then the same names in any letter case (cameras and
+    Windows tools write 2008_000001.JPG while the XML says .jpg). ``index``: lower-case name -> path, filled once."""
     folder = root / "JPEGImages"
     candidates = ([folder / filename] if filename else []) + [folder / f"{name}{e}" for e in (".jpg", ".jpeg", ".png")]
     for c in candidates:
         if c.is_file():
             return c
+    if index is not None and folder.is_dir():
+        if not index:
+            index.update((p.name.lower(), p) for p in folder.iterdir() if p.is_file())
+        for c in candidates:
+            if c.name.lower() in index:
+                return index[c.name.lower()]
     raise DataError(f"{listing}: image for {name!r} not found (looked for {', '.join(c.name for c in candidates)} "
                     f"in {folder})")
 
