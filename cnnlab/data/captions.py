@@ -139,13 +139,9 @@ def find_caption_splits(root: str) -> dict[str, Path]:
     if not base.is_dir():
         raise DataError(f"--data {root}: no such folder; pass a COCO captions folder with train/ and val/ "
                         "(make one with `cnnlab data scenes --kind caption --out DIR`)")
-    found = {s: base / s / "annotations.json" for s in SPLITS if (base / s / "annotations.json").is_file()}
-    if "train" not in found:
-        from cnnlab.data.coco import official_split_files
+    from cnnlab.data.coco_layouts import find_coco_files
 
-        official = official_split_files(base, "captions", SPLITS)
-        if "train" in official:
-            found = official
+    found = find_coco_files(base, "captions")  # also a lone annotations/captions_val2017.json (as train)
     if "train" not in found:
         raise DataError(f"--data {root}: found no train/annotations.json nor annotations/captions_train*.json "
                         "(COCO captions layout: train/, val/, each with annotations.json holding 'images' and "

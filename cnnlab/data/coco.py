@@ -320,9 +320,14 @@ def _image_records(entries: list, path: Path, image_root, check_files: bool) -> 
         if base is not None:
             bases.insert(0, base)
         found = next((b for b in bases if (b / fn).is_file()), None) if check_files else bases[0]
+        if found is None:  # Label Studio writes /data/upload/1/x.jpg, Windows tools images\\x.jpg: try the base name
+            short = fn.replace("\\", "/").rsplit("/", 1)[-1]
+            found = next((b for b in bases if short and (b / short).is_file()), None)
+            fn = short if found is not None else fn
         if found is None:
             looked = ", ".join(str(b) for b in dict.fromkeys(bases))
-            raise DataError(f"{path}: images[{j}].file_name {fn!r} not found; looked in {looked} (pass image_root)")
+            raise DataError(f"{path}: images[{j}].file_name {fn!r} not found; looked in {looked} (put the images "
+                            "there, e.g. in images/ beside the file, or fix file_name)")
         base = found
         w, h = e.get("width"), e.get("height")
         if not (isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0):

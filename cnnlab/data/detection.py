@@ -2,10 +2,9 @@
 
 ``find_detection_splits(root)`` recognizes, in this order:
 
-- COCO, cnnlab's layout: ``root/{train,val,test}/annotations.json`` (``file_name`` relative to each);
-- COCO, the official layout: ``root/annotations/instances_<split>*.json`` with the images in
-  ``root/<split>2017/`` (or ``root/images/<split>*/``);
-- a single COCO JSON file given as ``--data file.json`` (train only; val is carved from it);
+- COCO in any layout of :mod:`cnnlab.data.coco_layouts` (cnnlab's ``root/<split>/annotations.json``,
+  Roboflow's, COCO's own ``annotations/instances_<split>*.json``, CVAT's), or a single COCO JSON
+  file given as ``--data file.json`` (train only; val is carved from it);
 - Pascal VOC: ``root/Annotations/*.xml`` + ``ImageSets/Main/{train,val,test}.txt`` + ``JPEGImages/``
   (also inside ``root/VOCdevkit/VOC20xx/``); class names from ``classes.txt`` or the XML files;
 - YOLO txt: ``root/data.yaml`` (ultralytics) or ``root/classes.txt`` with ``images/<split>/`` and
@@ -59,28 +58,26 @@ class DetectionSource:
 # ---------------------------------------------------------------------------- finding the layout
 def find_detection_splits(root: str) -> DetectionSource:
     """The splits of a COCO / VOC / YOLO folder (see the module docstring)."""
+    from cnnlab.data.coco_layouts import find_coco_files
+
     base = Path(root)
-    if base.is_file() and base.suffix == ".json":
-        return _coco({"train": base})
-    if not base.is_dir():
+    if not base.exists():
         raise DataError(f"--data {root}: no such folder; pass a COCO, VOC or YOLO folder "
                         "(make one with `cnnlab data scenes --kind detect --out DIR`)")
-    found = {s: base / s / "annotations.json" for s in SPLITS if (base / s / "annotations.json").is_file()}
-    if "train" in found:
+    found = find_coco_files(base, "instances")  # cnnlab's, Roboflow's, COCO's own, CVAT's layouts; one file
+    if found:
         return _coco(found)
-    from cnnlab.data.coco import official_split_files
-
-    official = official_split_files(base, "instances", SPLITS)
-    if "train" in official:
-        return _coco(official)
+    if not base.is_dir():
+        raise DataError(f"--data {root}: not a folder nor a COCO .json file; pass a COCO, VOC or YOLO folder")
     voc = _voc_root(base)
     if voc is not None:
         return _voc(voc)
     if any((base / n).is_file() for n in ("data.yaml", "dataset.yaml", "classes.txt")) or (base / "labels").is_dir():
         return _yolo(base)
-    raise DataError(f"--data {root}: not a detection folder I know: expected train/annotations.json (COCO), "
-                    "annotations/instances_train*.json (COCO), Annotations/ + JPEGImages/ (VOC), "
-                    "or data.yaml / classes.txt with images/ and labels/ (YOLO)")
+    raise DataError(f"--data {root}: not a detection folder I know: expected train/annotations.json, "
+                    "train/_annotations.coco.json or annotations/instances_*.json (COCO; or pass the .json file "
+                    "itself), Annotations/ + JPEGImages/ (VOC), or data.yaml / classes.txt with images/ and "
+                    "labels/ (YOLO)")
 
 
 def _voc_root(base: Path) -> Path | None:

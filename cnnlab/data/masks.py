@@ -74,7 +74,9 @@ def detect_layout(root: Path) -> str:
     """'voc', 'coco' or 'folders'; DataError naming what was looked for when none fits."""
     if (root / "SegmentationClass").is_dir():
         return "voc"
-    if (root / "train" / "annotations.json").is_file() or (root / "annotations.json").is_file():
+    from cnnlab.data.coco_layouts import find_coco_files
+
+    if find_coco_files(root, "instances"):  # cnnlab's, Roboflow's, COCO's own or CVAT's layout, or one .json
         return "coco"
     if (root / "images").is_dir() or (root / "train" / "images").is_dir():
         return "folders"
@@ -219,7 +221,7 @@ def load_segmentation_splits(cfg) -> "DataBundle":
     from cnnlab.tasks.base import DataBundle
 
     root = Path(cfg.data)
-    if not root.is_dir():
+    if not root.is_dir() and not (root.is_file() and root.suffix.lower() == ".json"):
         raise DataError(f"--data {cfg.data}: no such folder; pass a VOC, COCO or images/ + masks/ folder "
                         "(make one with `cnnlab data scenes --kind segment --out DIR`)")
     layout = detect_layout(root)

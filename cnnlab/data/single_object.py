@@ -148,20 +148,23 @@ SPLITS = ("train", "val", "test")
 DEFAULT_SIZE = 128  # when the images of a folder differ in size
 
 
-def find_split_files(root: str) -> dict[str, "Path"]:
-    """``root/<split>/annotations.json`` for each split present (train required), or ``root`` itself as train."""
+def find_split_files(root: str, kind: str = "instances") -> dict[str, "Path"]:
+    """The COCO file of each split present (train required), in any layout of :mod:`cnnlab.data.coco_layouts`
+    (``root/<split>/annotations.json``, Roboflow's, COCO's own ``annotations/<kind>_<split>*.json``, CVAT's),
+    or ``root`` itself when it is one JSON file."""
     from pathlib import Path
 
+    from cnnlab.data.coco_layouts import find_coco_files
+
     base = Path(root)
-    if not base.is_dir():
+    if not base.exists():
         raise DataError(f"--data {root}: no such folder; pass a COCO folder with train/ and val/ "
                         "(make one with `cnnlab data scenes --kind localize --out DIR`)")
-    found = {s: base / s / "annotations.json" for s in SPLITS if (base / s / "annotations.json").is_file()}
-    if "train" not in found and (base / "annotations.json").is_file():
-        found["train"] = base / "annotations.json"
+    found = find_coco_files(base, kind)
     if "train" not in found:
         raise DataError(f"--data {root}: found no train/annotations.json (COCO layout: train/, val/, test/, each with "
-                        "annotations.json whose file_name entries are relative to it)")
+                        f"annotations.json whose file_name entries are relative to it; also read: "
+                        f"annotations/{kind}_train*.json, train/_annotations.coco.json, or the .json file itself)")
     return found
 
 
@@ -171,7 +174,7 @@ def load_coco_splits(cfg, keypoints: bool):
     from cnnlab.data.normalize import normalization_from_images
     from cnnlab.tasks.base import DataBundle
 
-    files = find_split_files(cfg.data)
+    files = find_split_files(cfg.data, "person_keypoints" if keypoints else "instances")
     parsed = {s: read_object_records(p, keypoints=keypoints) for s, p in files.items()}
     classes = parsed["train"].classes
     for s, p in parsed.items():

@@ -74,3 +74,99 @@ def test_voc_upper_case_and_jpeg_extensions(tmp_path):
     (tmp_path / "JPEGImages" / f"{names[0]}.JPG").unlink()
     with pytest.raises(DataError, match=f"image for '{names[0]}' not found"):
         find_detection_splits(str(tmp_path))
+
+
+# ---------------------------------------------------------------------------- COCO
+def _crowd_rle(compressed: bool):
+    """A crowd region (rows 18..23, cols 0..9) as pycocotools writes it: compressed string or counts list."""
+    from cnnlab.data.coco import mask_to_rle, rle_encode
+
+    m = np.zeros((H, W), np.uint8)
+    m[18:24, 0:10] = 1
+    return mask_to_rle(m) if compressed else {"size": [H, W], "counts": rle_encode(m)}
+
+
+def _coco_json(file_names, compressed=True, extra_cats=()):
+    """COCO as pycocotools users / CVAT write it: ids 1, 3, 7, 90 (12 has no annotations), info, licenses,
+    attributes, a two-part polygon, a crowd RLE, float boxes, and an image with no annotations."""
+    images = [{"id": 100 + i, "file_name": fn, "width": W, "height": H, "license": 1, "coco_url": ""}
+              for i, fn in enumerate(file_names)]
+    anns = []
+    for i in range(len(file_names) - 1):  # the last image has no annotations
+        anns.append({"id": len(anns) + 1, "image_id": 100 + i, "category_id": (7, 3, 90)[i % 3], "iscrowd": 0,
+                     "bbox": [6.0, 4.0, 14.0, 8.0], "area": 112.0, "attributes": {"occluded": False},
+                     "segmentation": [[6, 4, 20, 4, 20, 12, 6, 12], [24, 2, 30, 2, 30, 8]]})
+        anns.append({"id": len(anns) + 1, "image_id": 100 + i, "category_id": 1, "iscrowd": 1,
+                     "bbox": [0, 18, 10, 6], "area": 60, "segmentation": _crowd_rle(compressed)})
+    cats = [{"id": c, "name": n, "supercategory": "thing"} for c, n in
+            ((1, "person"), (3, "car"), (7, "train"), (90, "toothbrush"), (12, "unused"), *extra_cats)]
+    return {"info": {"year": 2017, "version": "1.0"}, "licenses": [{"id": 1, "name": "CC"}], "images": images,
+            "annotations": anns, "categories": cats}
+
+
+def _write(path, data):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+
+
+def test_coco_official_layout_ids_crowd_polygons(tmp_path):
+    """annotations/instances_{train,val}2017.json + train2017/, val2017/: labels follow the sorted category ids,
+    crowd regions are never objects, a two-part polygon is one mask, an unannotated image has no boxes."""
+    names = [f"{i:012d}.jpg" for i in range(4)]
+    for split, compressed in (("train", True), ("val", False)):
+        for n in names:
+            _jpg(tmp_path / f"{split}2017" / n)
+        _write(tmp_path / "annotations" / f"instances_{split}2017.json", _coco_json(names, compressed))
+    src = find_detection_splits(str(tmp_path))
+    assert src.format == "coco" and set(src.splits) == {"train", "val"}
+    assert src.classes == ["person", "car", "train", "unused", "toothbrush"]  # ids 1, 3, 7, 12, 90
+    assert src.category_ids == [1, 3, 7, 12, 90]
+    for split in ("train", "val"):
+        recs = src.splits[split]
+        assert [r.labels.tolist() for r in recs] == [[2], [1], [4], []]  # 7 -> train, 3 -> car, 90 -> toothbrush
+        assert recs[0].boxes.tolist() == [[6.0, 4.0, 20.0, 12.0]]  # the crowd box (label 0) is not an object
+        ds = load_detection_set(recs, W, len(src.classes), source=split, with_masks=True)  # S = W: x kept
+        m = ds.masks[0][0]  # (S, S): rows scaled by S / H
+        assert m[:, 6:20].any() and m[:, 24:30].any() and not m[:, 21:23].any()  # both parts, nothing between
+    from cnnlab.data.masks import coco_records
+
+    records, classes = coco_records(tmp_path)
+    assert classes == src.classes
+    for split in ("train", "val"):
+        sem = records[split][0].read_mask()  # (H, W): 0 background, k + 1 = classes[k], 255 = crowd
+        assert (sem[18:24, 0:10] == 255).all() and sem[8, 10] == 3 and sem[0, 0] == 0
+
+
+def test_coco_roboflow_layout(tmp_path):
+    """Bug fixed: Roboflow's export (train/ valid/ test/ each with _annotations.coco.json and the images, plus an
+    unused category 0 for the project) was 'not a detection folder'."""
+    names = ["a_jpg.rf.123.jpg", "b_jpg.rf.456.jpg", "c.jpg"]
+    for folder in ("train", "valid", "test"):
+        for n in names:
+            _jpg(tmp_path / folder / n)
+        _write(tmp_path / folder / "_annotations.coco.json", _coco_json(names, extra_cats=((0, "objects"),)))
+    src = find_detection_splits(str(tmp_path))
+    assert set(src.splits) == {"train", "val", "test"} and src.classes[0] == "objects"
+    assert [r.labels.tolist() for r in src.splits["val"]] == [[3], [2], []]  # 7 -> index 3 after ids 0, 1, 3
+    from cnnlab.data.masks import detect_layout
+    from cnnlab.data.single_object import find_split_files
+
+    assert detect_layout(tmp_path) == "coco" and set(find_split_files(str(tmp_path))) == {"train", "val", "test"}
+
+
+def test_coco_cvat_and_label_studio_exports(tmp_path):
+    """Bugs fixed: CVAT's annotations/instances_default.json + images/ was not recognized; Label Studio's
+    file_name '/data/upload/1/x.jpg' (and Windows 'images\\\\x.jpg') was not found beside the file."""
+    names = ["x.jpg", "y.jpg", "z.jpg"]
+    for n in names:
+        _jpg(tmp_path / "cvat" / "images" / n)
+        _jpg(tmp_path / "ls" / "images" / n)
+    _write(tmp_path / "cvat" / "annotations" / "instances_default.json", _coco_json(names))
+    src = find_detection_splits(str(tmp_path / "cvat"))
+    assert list(src.splits) == ["train"] and len(src.splits["train"]) == 3
+    _write(tmp_path / "ls" / "result.json", _coco_json(["/data/upload/1/x.jpg", "images\\y.jpg", "z.jpg"]))
+    recs = find_detection_splits(str(tmp_path / "ls" / "result.json")).splits["train"]
+    assert [r.path for r in recs] == [str(tmp_path / "ls" / "images" / n) for n in names]
+    _write(tmp_path / "ls" / "result.json", _coco_json(["/data/upload/1/missing.jpg"]))
+    with pytest.raises(DataError, match="missing.jpg' not found; looked in .*fix file_name"):
+        find_detection_splits(str(tmp_path / "ls" / "result.json"))
