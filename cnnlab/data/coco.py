@@ -199,19 +199,6 @@ def mask_to_rle(mask: np.ndarray | torch.Tensor) -> dict[str, Any]:
     return {"size": [int(m.shape[0]), int(m.shape[1])], "counts": rle_to_string(rle_encode(m))}
 
 
-# ---------------------------------------------------------------------------- finding files
-def official_split_files(root: Path, kind: str, splits) -> dict[str, Path]:
-    """COCO's own layout: ``root/annotations/<kind>_<split>*.json`` (instances_train2017.json, captions_val2017.json)."""
-    found = {}
-    folder = Path(root) / "annotations"
-    if folder.is_dir():
-        for s in splits:
-            hits = sorted(folder.glob(f"{kind}_{s}*.json"))
-            if hits:
-                found[s] = hits[0]
-    return found
-
-
 # ---------------------------------------------------------------------------- reading
 def read_coco(path: str | os.PathLike, image_root: str | os.PathLike | None = None,
               check_files: bool = True) -> CocoDataset:

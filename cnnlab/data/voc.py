@@ -249,8 +249,12 @@ def read_voc(root: str | os.PathLike, split: str = "train", task: str = "detecti
             from cnnlab.data.images import probe_image
 
             h, w = probe_image(path).size
-        images.append(ImageRecord(int(name) if name.isdigit() else i, path.name, path, w, h))
+        images.append(ImageRecord(i, path.name, path, w, h))
         objects.append(objs)
+    from cnnlab.data.yolo import _image_ids
+
+    for im, iid in zip(images, _image_ids(names)):  # VOC2007's 000005 -> 5; distinct ids when names mix
+        im.id = iid
     return VocDataset(root, split, images, classes, names, task == "segmentation", objects)
 
 

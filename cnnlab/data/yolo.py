@@ -6,7 +6,8 @@ Layouts found (``split`` = train / val / test)::
     root/<split>/images/a.jpg  root/<split>/labels/a.txt
     root/images/a.jpg          root/labels/a.txt              (flat: the train split)
 
-or the folders named by ``data.yaml`` (``path``, ``train``, ``val``, ``test``). A label file sits
+or the folders named by ``data.yaml`` (``path``, ``train``, ``val``, ``test``; Roboflow's ``../train/images``
+and a stale ``path`` are read too, see ``_yaml_folder``). A label file sits
 where its image is with the last ``images`` folder replaced by ``labels`` and a .txt suffix; an
 image without one has no objects. Class names: ``data.yaml`` ``names`` (list or {index: name}),
 else ``classes.txt`` (one per line), else "0".."K-1". A line with more than 5 numbers is a
@@ -165,17 +166,41 @@ def _image_folder(root: Path, split: str) -> Path:
     for name in ("data.yaml", "dataset.yaml"):
         if (root / name).is_file():
             cfg = parse_simple_yaml((root / name).read_text())
-            if isinstance(cfg.get(split), str):
-                base = Path(cfg["path"]) if isinstance(cfg.get("path"), str) else root
-                base = base if base.is_absolute() else root / base
-                return base / cfg[split]
-    for c in (root / "images" / split, root / split / "images"):
+            entry = cfg.get(split)
+            if isinstance(entry, list) and len(entry) == 1:
+                entry = entry[0]
+            if isinstance(entry, list):
+                raise DataError(f"{root / name}: '{split}' lists {len(entry)} folders; cnnlab reads one folder per split "
+                                "(merge them, or list one)")
+            if isinstance(entry, str):
+                return _yaml_folder(root, root / name, cfg, split, entry)
+    for c in (root / "images" / split, root / split / "images") + ((root / "valid" / "images",) if split == "val" else ()):
         if c.is_dir():
             return c
     if split == "train" and (root / "images").is_dir():
         return root / "images"
     raise DataError(f"{root}: no images for split {split!r} (looked for images/{split}/, {split}/images/"
                     f"{', images/' if split == 'train' else ''} and data.yaml)")
+
+
+def _yaml_folder(root: Path, yaml_file: Path, cfg: dict, split: str, entry: str) -> Path:
+    """The folder a data.yaml names for ``split``. Ultralytics reads ``train:`` relative to ``path:``; but a
+    copied dataset often keeps a ``path:`` that no longer exists (``path: coco8`` or another machine's
+    absolute path), and Roboflow writes ``train: ../train/images`` next to train/: so the folder is
+    looked for under ``path``, then under the yaml's own folder, then there without the leading ``../``."""
+    if entry.lower().endswith(".txt"):
+        raise DataError(f"{yaml_file}: '{split}: {entry}' is a list of image paths; cnnlab reads image folders: "
+                        f"set {split}: to the folder of the images (e.g. images/{split})")
+    base = Path(cfg["path"]) if isinstance(cfg.get("path"), str) else root
+    base = base if base.is_absolute() else root / base
+    candidates = [base / entry, root / entry]
+    if entry.startswith("../"):
+        candidates.append(root / entry[3:])
+    for c in candidates:
+        if c.is_dir():
+            return c
+    raise DataError(f"{yaml_file}: '{split}: {entry}' is not a folder (looked in "
+                    f"{', '.join(str(c) for c in dict.fromkeys(candidates))}); fix {split}: or path:")
 
 
 def label_path_for(image: Path) -> Path:
@@ -200,9 +225,10 @@ def read_yolo(root: str | os.PathLike, split: str = "train", classes: Sequence[s
         raise DataError(f"{folder}: image folder of split {split!r} not found")
     files = sorted(p for p in folder.rglob("*") if p.is_file() and is_image_file(p.name) and not p.name.startswith("."))
     records, label_paths, max_class = [], [], -1
+    ids = _image_ids([p.stem for p in files])
     for i, p in enumerate(files):
         h, w = probe_image(p).size
-        records.append(ImageRecord(int(p.stem) if p.stem.isdigit() else i, str(p.relative_to(folder)), p, w, h))
+        records.append(ImageRecord(ids[i], str(p.relative_to(folder)), p, w, h))
         label_paths.append(label_path_for(p))
     names = list(classes) if classes is not None else yolo_classes(root)
     if names is None:  # no names anywhere: number the classes found
@@ -213,6 +239,13 @@ def read_yolo(root: str | os.PathLike, split: str = "train", classes: Sequence[s
                         max_class = max(max_class, int(line.split()[0]))
         names = [str(k) for k in range(max_class + 1)]
     return YoloDataset(root, split, records, label_paths, names)
+
+
+def _image_ids(stems: list[str]) -> list[int]:
+    """Image ids for results files: the file names' numbers when every name is a distinct number (COCO-style
+    000000139.jpg), else 0..N-1; mixing the two ("5.jpg" and the 6th file "cat.jpg") gave two images one id."""
+    nums = [int(s) for s in stems if s.isdigit()]
+    return nums if len(nums) == len(stems) and len(set(nums)) == len(nums) else list(range(len(stems)))
 
 
 def yolo_lines(boxes, labels, width: int, height: int) -> list[str]:

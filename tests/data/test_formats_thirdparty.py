@@ -170,3 +170,76 @@ def test_coco_cvat_and_label_studio_exports(tmp_path):
     _write(tmp_path / "ls" / "result.json", _coco_json(["/data/upload/1/missing.jpg"]))
     with pytest.raises(DataError, match="missing.jpg' not found; looked in .*fix file_name"):
         find_detection_splits(str(tmp_path / "ls" / "result.json"))
+
+
+# ---------------------------------------------------------------------------- YOLO
+BOX_LINE = "0 0.40625 0.333333 0.4375 0.333333\n"  # cx cy w h: the box [6, 4, 20, 12] in a 32 x 24 image
+POLY_LINE = "1 0.1875 0.166667 0.625 0.166667 0.625 0.5 0.1875 0.5\n"  # a segment polygon: the same square
+
+
+def _yolo_split(folder_images, folder_labels, n=4):
+    """Image 0: a box line, 1: a polygon line, 2: an empty label file, 3: no label file (Ultralytics habits)."""
+    for i in range(n):
+        _jpg(folder_images / f"im{i}.jpg")
+        folder_labels.mkdir(parents=True, exist_ok=True)
+        if i < 3:
+            (folder_labels / f"im{i}.txt").write_text([BOX_LINE, POLY_LINE, ""][i])
+
+
+@pytest.mark.parametrize("yaml", [
+    "path: coco8  # dataset root dir\ntrain: images/train\nval: images/val\ntest:  # optional\n\nnames:\n  0: car\n  1: person\n",
+    "path: /somewhere/else/on/another/machine\ntrain: images/train\nval: images/val\nnc: 2\nnames: ['car', 'person']\n",
+    "path: .\ntrain: [images/train]\nval: images/val\nnames:\n  - car\n  - person\n",
+])
+def test_yolo_ultralytics_yaml_with_a_stale_path(tmp_path, yaml):
+    """Bug fixed: a data.yaml copied with its dataset keeps `path:` pointing elsewhere (`coco8`, another machine):
+    the folders are then read relative to the yaml itself, as before when there is no `path:`."""
+    for split in ("train", "val"):
+        _yolo_split(tmp_path / "images" / split, tmp_path / "labels" / split)
+    (tmp_path / "data.yaml").write_text(yaml)
+    src = find_detection_splits(str(tmp_path))
+    assert src.format == "yolo" and src.classes == ["car", "person"] and set(src.splits) == {"train", "val"}
+    recs = src.splits["train"]
+    assert [r.labels.tolist() for r in recs] == [[0], [1], [], []]
+    assert torch.allclose(recs[0].boxes, torch.tensor([[6.0, 4.0, 20.0, 12.0]]), atol=1e-4)
+    assert torch.allclose(recs[1].boxes, torch.tensor([[6.0, 4.0, 20.0, 12.0]]), atol=1e-4)  # polygon's extent
+
+
+def test_yolo_roboflow_export(tmp_path):
+    """Bug fixed: Roboflow's YOLO export writes `train: ../train/images`, `val: ../valid/images` beside train/ and
+    valid/; the folders were looked for one level too high ('image folder not found')."""
+    for folder in ("train", "valid", "test"):
+        _yolo_split(tmp_path / folder / "images", tmp_path / folder / "labels", n=3)
+    (tmp_path / "data.yaml").write_text(
+        "train: ../train/images\nval: ../valid/images\ntest: ../test/images\n\nnc: 2\nnames: ['car', 'person']\n\n"
+        "roboflow:\n  workspace: w\n  project: p\n  version: 1\n  license: CC BY 4.0\n  url: https://universe.x/w/p/1\n")
+    src = find_detection_splits(str(tmp_path))
+    assert set(src.splits) == {"train", "val", "test"}
+    assert [r.labels.tolist() for r in src.splits["val"]] == [[0], [1], []]
+    assert src.splits["val"][0].path == str(tmp_path / "valid" / "images" / "im0.jpg")
+    (tmp_path / "data.yaml").write_text("train: train.txt\nnames: ['car', 'person']\n")  # an image-list file
+    with pytest.raises(DataError, match="'train: train.txt' is a list of image paths.*set train: to the folder"):
+        find_detection_splits(str(tmp_path))
+    (tmp_path / "data.yaml").write_text("train: ../elsewhere/images\nnames: ['car', 'person']\n")
+    with pytest.raises(DataError, match="'train: ../elsewhere/images' is not a folder"):
+        find_detection_splits(str(tmp_path))
+
+
+def test_image_ids_stay_distinct_when_file_names_mix_numbers_and_words(tmp_path):
+    """Bug fixed: image ids came from the file name when it was a number, else from the position, so
+    '1.jpg' and the second file 'b.jpg' both got id 1 (two images merged in a COCO results file)."""
+    from cnnlab.data.voc import read_voc
+    from cnnlab.data.yolo import read_yolo
+
+    for n in ("1", "b", "c"):
+        _jpg(tmp_path / "y" / "images" / "train" / f"{n}.jpg")
+    assert [im.id for im in read_yolo(tmp_path / "y").images] == [0, 1, 2]
+    for n in ("000005", "000007"):
+        _jpg(tmp_path / "n" / "images" / "train" / f"{n}.jpg")
+    assert [im.id for im in read_yolo(tmp_path / "n").images] == [5, 7]  # COCO-style numbered names keep theirs
+    names = _voc(tmp_path / "v", [""] * 3, [".jpg"] * 3)
+    for k, n in enumerate(("000001", "2008_000009")):  # a VOC2007 and a VOC2012 name side by side
+        (tmp_path / "v" / "Annotations" / f"{names[k]}.xml").rename(tmp_path / "v" / "Annotations" / f"{n}.xml")
+        (tmp_path / "v" / "JPEGImages" / f"{names[k]}.jpg").rename(tmp_path / "v" / "JPEGImages" / f"{n}.jpg")
+    ids = [im.id for im in read_voc(tmp_path / "v").images]
+    assert sorted(ids) == [0, 1, 2]  # before: 000001 -> 1, and the 2nd file by position -> 1 too
