@@ -398,7 +398,8 @@ def read_object_records(path: str | os.PathLike, keypoints: bool = False) -> Obj
             for i, o in enumerate(objs):
                 if o.keypoints is not None:
                     kp[i] = torch.from_numpy(o.keypoints)
-        records.append(ObjectRecord(str(im.path), boxes, labels, kp))
+        annotated = (im.width, im.height, f"{path}: image {im.file_name!r}")
+        records.append(ObjectRecord(str(im.path), boxes, labels, kp, annotated))
     return ObjectRecords(ds.classes, records, ds.keypoint_names if keypoints else [],
                          ds.flip_pairs if keypoints else [])
 

@@ -212,7 +212,7 @@ def load_detection_set(records: list[BoxRecord], size: int, num_classes: int, sk
     """Decode, check and resize every record (see the module docstring). ``with_masks``: also decode each
     object's COCO polygons / RLE into u8 (n, S, S) instance masks (nearest resize); DataError when the
     folder has none (instance masks are read from COCO JSON only)."""
-    from cnnlab.data.images import load_image
+    from cnnlab.data.images import check_annotated_size, load_image
     from cnnlab.data.single_object import resize_image
 
     if not records:
@@ -222,6 +222,7 @@ def load_detection_set(records: list[BoxRecord], size: int, num_classes: int, sk
         try:
             check_record(r, num_classes)
             img = load_image(r.path, channels=3)  # uint8 (3, H, W)
+            check_annotated_size(img, r.width, r.height, r.path, r.where)  # boxes are in r.width x r.height pixels
             if with_masks:
                 masks.append(_instance_masks(r, size))
         except DataError as e:

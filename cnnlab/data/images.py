@@ -98,6 +98,23 @@ def load_image(path: str | os.PathLike, channels: int | None = None, size: tuple
     return t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1).contiguous()  # (C, H, W)
 
 
+def check_annotated_size(img: torch.Tensor, width: int | None, height: int | None, path, where: str) -> None:
+    """DataError when a decoded (C, H, W) image is not the width x height its annotation file says.
+
+    Boxes, polygons and keypoints are in the annotated image's pixels; scaling them by another size puts
+    them in the wrong place without any error. The usual cause is an EXIF-rotated photo (cnnlab shows it
+    upright, as browsers do) annotated by a tool that ignored the rotation, or images resized after labelling.
+    """
+    if not width or not height:
+        return
+    h, w = img.shape[-2:]
+    if (int(h), int(w)) != (int(height), int(width)):
+        hint = (" (its EXIF orientation turns it; annotate the upright image, or strip the EXIF rotation)"
+                if (int(h), int(w)) == (int(width), int(height)) else "")
+        raise DataError(f"{where}: says {width}x{height} but {path} is {w}x{h} pixels{hint}; the annotations would "
+                        "land in the wrong place: fix width/height or the image, or pass --skip-bad")
+
+
 def to_grey(x: torch.Tensor) -> torch.Tensor:
     """RGB -> grey luma with channels at dim -3: (..., 3, H, W) -> (..., 1, H, W); 1 channel is returned as is.
 

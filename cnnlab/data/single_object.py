@@ -25,6 +25,7 @@ class ObjectRecord:
     boxes: torch.Tensor  # f32 (N, 4) xyxy
     labels: torch.Tensor  # i64 (N,)
     keypoints: torch.Tensor | None = None  # f32 (N, K, 3) x, y, visibility (COCO: 0 absent, 1 hidden, 2 visible)
+    annotated: tuple[int, int, str] | None = None  # (width, height, file) the annotation gives, checked on decoding
 
 
 @dataclass
@@ -61,7 +62,7 @@ def resize_image(img: torch.Tensor, size: int) -> torch.Tensor:
 def load_single_objects(records: list[ObjectRecord], size: int, source: str, skip_bad: bool = False,
                         skipped: list | None = None) -> SingleObjectSet:
     """Decode, resize and keep the largest object of each record (see the module docstring)."""
-    from cnnlab.data.images import load_image
+    from cnnlab.data.images import check_annotated_size, load_image
 
     if not records:
         raise DataError(f"{source}: no images listed")
@@ -70,6 +71,8 @@ def load_single_objects(records: list[ObjectRecord], size: int, source: str, ski
     for r in records:
         try:
             img = load_image(r.path, channels=3)  # uint8 (3, H, W)
+            if r.annotated is not None:  # boxes and keypoints are in the annotated size's pixels
+                check_annotated_size(img, r.annotated[0], r.annotated[1], r.path, r.annotated[2])
         except DataError as e:
             if not skip_bad:
                 raise

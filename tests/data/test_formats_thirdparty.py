@@ -243,3 +243,42 @@ def test_image_ids_stay_distinct_when_file_names_mix_numbers_and_words(tmp_path)
         (tmp_path / "v" / "JPEGImages" / f"{names[k]}.jpg").rename(tmp_path / "v" / "JPEGImages" / f"{n}.jpg")
     ids = [im.id for im in read_voc(tmp_path / "v").images]
     assert sorted(ids) == [0, 1, 2]  # before: 000001 -> 1, and the 2nd file by position -> 1 too
+
+
+def _exif_rotated(path, stored_w, stored_h):
+    """A phone photo: pixels stored stored_w x stored_h, EXIF orientation 6 (shown turned 90 degrees)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    im = Image.fromarray(np.full((stored_h, stored_w, 3), 120, np.uint8))
+    exif = im.getexif()
+    exif[0x0112] = 6
+    im.save(path, exif=exif)
+    return path
+
+
+def test_annotation_size_that_disagrees_with_the_upright_photo_is_refused(tmp_path):
+    """Bug fixed: boxes were scaled by the decoded (EXIF-upright) size while drawn on the annotation's
+    width x height: an EXIF-rotated photo annotated unrotated trained on boxes in the wrong place, silently."""
+    from cnnlab.data.single_object import find_split_files, load_single_objects
+    from cnnlab.data.coco import read_object_records
+
+    _exif_rotated(tmp_path / "images" / "p.jpg", W, H)  # shown as H x W (24 wide, 32 tall)
+    data = {"images": [{"id": 1, "file_name": "p.jpg", "width": W, "height": H}], "categories": [{"id": 1, "name": "a"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [20, 2, 10, 10]}]}
+    _write(tmp_path / "annotations.json", data)
+    src = find_detection_splits(str(tmp_path / "annotations.json"))
+    with pytest.raises(DataError, match=r"says 32x24 but .*p.jpg is 24x32 pixels \(its EXIF orientation turns it"):
+        load_detection_set(src.splits["train"], 16, 1, source="coco")
+    records = read_object_records(find_split_files(str(tmp_path))["train"]).records
+    with pytest.raises(DataError, match="says 32x24"):
+        load_single_objects(records, 16, "coco")
+    skipped = []
+    with pytest.raises(DataError, match="no usable images left"):
+        load_detection_set(src.splits["train"], 16, 1, skip_bad=True, skipped=skipped, source="coco")
+    assert len(skipped) == 1
+    # annotated upright (as displayed): boxes scale with the upright size
+    data["images"][0].update(width=H, height=W)
+    data["annotations"][0]["bbox"] = [12, 2, 10, 10]
+    _write(tmp_path / "annotations.json", data)
+    ds = load_detection_set(find_detection_splits(str(tmp_path / "annotations.json")).splits["train"], 48, 1,
+                            source="coco")
+    assert torch.allclose(ds.boxes[0], torch.tensor([[24.0, 3.0, 44.0, 18.0]]))  # x * 48/24, y * 48/32
