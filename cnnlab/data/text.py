@@ -29,13 +29,22 @@ def read_text(path: str | os.PathLike, what: str = "text file") -> str:
     if not p.is_file():
         raise DataError(f"{what} {p} does not exist (give a UTF-8 .txt file)")
     raw = p.read_bytes()
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16 with its byte-order mark (Windows Notepad's "Unicode")
+        try:
+            raw = raw.decode("utf-16").encode("utf-8")
+        except UnicodeDecodeError as e:
+            raise DataError(f"{what} {p} starts like UTF-16 but is not (byte {e.start}); save it as UTF-8") from None
     if b"\x00" in raw[:65536]:
         raise DataError(f"{what} {p} looks binary (it holds NUL bytes); give a UTF-8 text file")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise DataError(f"{what} {p} is not UTF-8 (byte {e.start}); convert it, e.g. `iconv -t utf-8`") from None
-    text = text.replace("\r\n", "\n").lstrip("\ufeff")
+        # Latin-1 / Windows-1252 (the usual culprit) cannot be told apart from other 8-bit codes reliably,
+        # so it is not guessed: the error says how to convert.
+        raise DataError(f"{what} {p} is not UTF-8 (byte {e.start}: {raw[e.start:e.start + 1]!r}); if it is Latin-1 or "
+                        f"Windows-1252, convert it: `iconv -f cp1252 -t utf-8 {p} > {p.stem}.utf8.txt`") from None
+    # Windows CRLF and old Mac CR line ends -> \n, so a model trained on one file works on another; BOM dropped
+    text = text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff")
     if len(text) < 2:
         raise DataError(f"{what} {p} is empty; a language model needs text to learn from")
     return text
