@@ -266,6 +266,8 @@ def _parse_object(a: dict, j: int, where: str, label_of: dict, k_of: dict, k_any
     if cid not in label_of:
         raise DataError(f"{where}.category_id {cid!r} is not in 'categories'")
     seg = a.get("segmentation") or None
+    if isinstance(seg, list) and not any(isinstance(p, list) and len(p) >= 6 for p in seg):
+        seg = None  # CVAT / Label Studio write [] or [[]] for a box-only object: no mask (its box is filled)
     bbox = a.get("bbox")
     if bbox is None and seg is not None:
         try:
@@ -274,6 +276,7 @@ def _parse_object(a: dict, j: int, where: str, label_of: dict, k_of: dict, k_any
             raise DataError(f"{where}.segmentation: {e}") from None
         rows, cols = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
         bbox = [0, 0, 0, 0] if not len(rows) else [cols[0], rows[0], cols[-1] + 1 - cols[0], rows[-1] + 1 - rows[0]]
+        bbox = [int(v) for v in bbox]  # numpy ints -> Python ints (the check below wants numbers)
     if not isinstance(bbox, (list, tuple)) or len(bbox) != 4 or not all(isinstance(v, (int, float)) for v in bbox):
         raise DataError(f"{where}.bbox must be 4 numbers [x, y, width, height], got {bbox!r}")
     x, y, bw, bh = (float(v) for v in bbox)

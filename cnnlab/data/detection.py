@@ -37,7 +37,7 @@ class BoxRecord:
     path: str
     boxes: torch.Tensor  # f32 (N, 4) xyxy
     labels: torch.Tensor  # i64 (N,)
-    image_id: int
+    image_id: int | str  # COCO's id (some tools write strings), written back in results files
     width: int
     height: int
     where: str  # the annotation file (and image) to name in errors
@@ -104,7 +104,8 @@ def _coco(files: dict[str, Path]) -> DetectionSource:
         for im in ds.images:
             objs = [o for o in ds.objects[im.id] if not o.iscrowd]
             recs.append(BoxRecord(str(im.path), torch.tensor([o.box for o in objs], dtype=torch.float32).reshape(-1, 4),
-                                  torch.tensor([o.label for o in objs], dtype=torch.int64), int(im.id), im.width,
+                                  torch.tensor([o.label for o in objs], dtype=torch.int64),
+                                  im.id if isinstance(im.id, str) else int(im.id), im.width,  # "a1" ids are kept
                                   im.height, f"{path}: image {im.file_name!r}",
                                   [o.segmentation for o in objs]))
         splits[s] = recs

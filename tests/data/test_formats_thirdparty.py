@@ -282,3 +282,28 @@ def test_annotation_size_that_disagrees_with_the_upright_photo_is_refused(tmp_pa
     ds = load_detection_set(find_detection_splits(str(tmp_path / "annotations.json")).splits["train"], 48, 1,
                             source="coco")
     assert torch.allclose(ds.boxes[0], torch.tensor([[24.0, 3.0, 44.0, 18.0]]))  # x * 48/24, y * 48/32
+
+
+def test_coco_string_ids_box_only_segmentations_and_boxes_from_polygons(tmp_path):
+    """Bugs fixed: string image ids ("img-1", some exporters) crashed with a ValueError traceback; an annotation
+    with a polygon but no bbox was refused as 'bbox must be 4 numbers'; `segmentation: [[]]` (box-only objects
+    in CVAT / Label Studio exports) gave Mask R-CNN an empty mask instead of counting as no mask."""
+    for n in ("a", "b"):
+        _jpg(tmp_path / "images" / f"{n}.jpg")
+    data = {"images": [{"id": "img-1", "file_name": "a.jpg", "width": W, "height": H},
+                       {"id": "img-2", "file_name": "b.jpg", "width": W, "height": H}],
+            "categories": [{"id": 1, "name": "a"}],
+            "annotations": [{"id": 1, "image_id": "img-1", "category_id": 1, "segmentation": [[2, 2, 10, 2, 10, 6, 2, 6]]},
+                            {"id": 2, "image_id": "img-2", "category_id": 1, "bbox": [1, 1, 5, 5], "segmentation": [[]]}]}
+    _write(tmp_path / "result.json", data)
+    recs = find_detection_splits(str(tmp_path / "result.json")).splits["train"]
+    assert [r.image_id for r in recs] == ["img-1", "img-2"]  # kept, so results files match the user's ids
+    assert recs[0].boxes.tolist() == [[2.0, 2.0, 10.0, 6.0]]  # the polygon's pixels' extent
+    assert recs[1].segmentations == [None]
+    ds = load_detection_set(recs, W, 1, source="coco")
+    assert ds.image_ids == ["img-1", "img-2"]
+    data["annotations"][0].update(segmentation=[], bbox=[2, 2, 8, 4])
+    _write(tmp_path / "result.json", data)
+    with pytest.raises(DataError, match="no instance masks"):  # box-only data: one line, not empty masks
+        load_detection_set(find_detection_splits(str(tmp_path / "result.json")).splits["train"], W, 1,
+                           source="coco", with_masks=True)
