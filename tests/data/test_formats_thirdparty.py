@@ -307,3 +307,28 @@ def test_coco_string_ids_box_only_segmentations_and_boxes_from_polygons(tmp_path
     with pytest.raises(DataError, match="no instance masks"):  # box-only data: one line, not empty masks
         load_detection_set(find_detection_splits(str(tmp_path / "result.json")).splits["train"], W, 1,
                            source="coco", with_masks=True)
+
+
+def test_voc_segmentation_void_border_stays_ignored(tmp_path):
+    """SegmentationClass/*.png as VOC ships them (palette PNG, 255 'void' outlines) and as some tools re-save
+    them (RGB in VOC's colours), with .JPG photos: void stays 255 (never background) after resizing."""
+    from cnnlab.data.masks import load_mask_set, voc_records
+    from cnnlab.data.voc import voc_colormap, write_palette_png
+
+    sem = np.zeros((H, W), np.uint8)
+    sem[4:12, 6:20] = 15  # person (VOC index 15)
+    sem[3, 5:21] = sem[12, 5:21] = 255  # the void outline
+    for k, n in enumerate(("2007_000032", "2007_000033")):
+        _jpg(tmp_path / "JPEGImages" / f"{n}.JPG")
+        if k == 0:
+            write_palette_png(tmp_path / "SegmentationClass" / f"{n}.png", sem)
+        else:
+            Image.fromarray(voc_colormap()[sem]).save(tmp_path / "SegmentationClass" / f"{n}.png")  # RGB
+    (tmp_path / "ImageSets" / "Segmentation").mkdir(parents=True)
+    (tmp_path / "ImageSets" / "Segmentation" / "train.txt").write_text("2007_000032\r\n2007_000033\r\n")
+    records, classes = voc_records(tmp_path)
+    assert len(classes) == 20 and classes[14] == "person"  # label k + 1 = classes[k]
+    ms = load_mask_set(records["train"], 2 * W, 21, "voc")  # (2, 64, 64): rows x 64/24, cols x 2
+    for m in ms.masks:
+        assert (m == 255).sum() > 0 and set(m.unique().tolist()) == {0, 15, 255}
+        assert m[9, 20] == 255 and m[20, 20] == 15 and m[0, 0] == 0  # row 3 -> rows 8..10, row 7 -> 18..21
