@@ -332,3 +332,30 @@ def test_voc_segmentation_void_border_stays_ignored(tmp_path):
     for m in ms.masks:
         assert (m == 255).sum() > 0 and set(m.unique().tolist()) == {0, 15, 255}
         assert m[9, 20] == 255 and m[20, 20] == 15 and m[0, 0] == 0  # row 3 -> rows 8..10, row 7 -> 18..21
+
+
+def test_coco_person_keypoints_official_layout(tmp_path):
+    """Fixed: landmarks read only <split>/annotations.json; COCO's annotations/person_keypoints_train2017.json
+    (beside instances_train2017.json, which has no keypoints) is now the file it picks; crowds are dropped."""
+    from cnnlab.data.coco import read_object_records
+    from cnnlab.data.single_object import find_split_files
+
+    names = ["nose", "left_eye", "right_eye", "left_ear", "right_ear"]
+    _jpg(tmp_path / "train2017" / "000000000001.jpg")
+    person = {"id": 1, "image_id": 1, "category_id": 1, "bbox": [6, 4, 14, 8], "iscrowd": 0, "num_keypoints": 4,
+              "keypoints": [10, 6, 2, 9, 5, 2, 12, 5, 1, 0, 0, 0, 14, 6, 2]}
+    crowd = {"id": 2, "image_id": 1, "category_id": 1, "bbox": [0, 0, 30, 20], "iscrowd": 1, "num_keypoints": 0,
+             "keypoints": [0] * 15, "segmentation": {"size": [H, W], "counts": [0, H * W]}}
+    images = [{"id": 1, "file_name": "000000000001.jpg", "width": W, "height": H}]
+    _write(tmp_path / "annotations" / "instances_train2017.json",
+           {"images": images, "annotations": [person, crowd], "categories": [{"id": 1, "name": "person"}]})
+    _write(tmp_path / "annotations" / "person_keypoints_train2017.json",
+           {"images": images, "annotations": [person, crowd],
+            "categories": [{"id": 1, "name": "person", "keypoints": names, "skeleton": [[1, 2], [1, 3]]}]})
+    files = find_split_files(str(tmp_path), "person_keypoints")
+    assert files == {"train": tmp_path / "annotations" / "person_keypoints_train2017.json"}
+    objs = read_object_records(files["train"], keypoints=True)
+    assert objs.keypoint_names == names and objs.flip_pairs == [(1, 2), (3, 4)]
+    (rec,) = objs.records
+    assert rec.boxes.tolist() == [[6, 4, 20, 12]] and rec.keypoints[0, 2].tolist() == [12, 5, 1]
+    assert find_split_files(str(tmp_path)) == {"train": tmp_path / "annotations" / "instances_train2017.json"}
