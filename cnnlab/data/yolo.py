@@ -166,6 +166,9 @@ def _image_folder(root: Path, split: str) -> Path:
     for name in ("data.yaml", "dataset.yaml"):
         if (root / name).is_file():
             cfg = parse_simple_yaml((root / name).read_text())
+            if cfg.get("kpt_shape") is not None:  # pose lines 'class cx cy w h x1 y1 v1 ...' would read as polygons
+                raise DataError(f"{root / name}: has kpt_shape, an Ultralytics pose dataset; cnnlab reads YOLO box and "
+                                "segment labels (for keypoints use COCO person_keypoints with `cnnlab train landmarks`)")
             entry = cfg.get(split)
             if isinstance(entry, list) and len(entry) == 1:
                 entry = entry[0]

@@ -359,3 +359,13 @@ def test_coco_person_keypoints_official_layout(tmp_path):
     (rec,) = objs.records
     assert rec.boxes.tolist() == [[6, 4, 20, 12]] and rec.keypoints[0, 2].tolist() == [12, 5, 1]
     assert find_split_files(str(tmp_path)) == {"train": tmp_path / "annotations" / "instances_train2017.json"}
+
+
+def test_yolo_pose_dataset_is_refused_not_misread(tmp_path):
+    """Fixed: an Ultralytics pose dataset's lines (class cx cy w h + 5 x 2 keypoint values = 14 numbers) were
+    read as polygons, silently giving wrong boxes; its kpt_shape now gets one line."""
+    _yolo_split(tmp_path / "images" / "train", tmp_path / "labels" / "train", n=1)
+    (tmp_path / "labels" / "train" / "im0.txt").write_text("0 0.5 0.5 0.4 0.4 " + "0.5 0.5 " * 5 + "\n")
+    (tmp_path / "data.yaml").write_text("path: .\ntrain: images/train\nkpt_shape: [5, 2]\nnames:\n  0: face\n")
+    with pytest.raises(DataError, match="kpt_shape, an Ultralytics pose dataset"):
+        find_detection_splits(str(tmp_path))
