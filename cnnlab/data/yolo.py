@@ -5,6 +5,7 @@ Layouts found (``split`` = train / val / test)::
     root/images/<split>/a.jpg  root/labels/<split>/a.txt      (Ultralytics)
     root/<split>/images/a.jpg  root/<split>/labels/a.txt
     root/images/a.jpg          root/labels/a.txt              (flat: the train split)
+    root/a.jpg                 root/a.txt                     (LabelImg: the train split, classes.txt beside)
 
 or the folders named by ``data.yaml`` (``path``, ``train``, ``val``, ``test``; Roboflow's ``../train/images``
 and a stale ``path`` are read too, see ``_yaml_folder``). A label file sits
@@ -182,8 +183,12 @@ def _image_folder(root: Path, split: str) -> Path:
             return c
     if split == "train" and (root / "images").is_dir():
         return root / "images"
+    from cnnlab.data.images import is_image_file
+
+    if split == "train" and any(is_image_file(p.name) for p in root.iterdir() if p.is_file()):
+        return root  # LabelImg's YOLO mode: a.jpg, a.txt and classes.txt side by side in one folder
     raise DataError(f"{root}: no images for split {split!r} (looked for images/{split}/, {split}/images/"
-                    f"{', images/' if split == 'train' else ''} and data.yaml)")
+                    f"{', images/, ./' if split == 'train' else ''} and data.yaml)")
 
 
 def _yaml_folder(root: Path, yaml_file: Path, cfg: dict, split: str, entry: str) -> Path:

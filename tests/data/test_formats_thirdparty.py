@@ -369,3 +369,20 @@ def test_yolo_pose_dataset_is_refused_not_misread(tmp_path):
     (tmp_path / "data.yaml").write_text("path: .\ntrain: images/train\nkpt_shape: [5, 2]\nnames:\n  0: face\n")
     with pytest.raises(DataError, match="kpt_shape, an Ultralytics pose dataset"):
         find_detection_splits(str(tmp_path))
+
+
+def test_yolo_labelimg_folder(tmp_path):
+    """Fixed: LabelImg's YOLO mode saves a.jpg, a.txt and classes.txt in one folder; it was 'no images'."""
+    _yolo_split(tmp_path, tmp_path, n=4)  # images and labels side by side
+    (tmp_path / "classes.txt").write_text("car\nperson\n")
+    src = find_detection_splits(str(tmp_path))
+    assert src.format == "yolo" and src.classes == ["car", "person"]
+    assert [r.labels.tolist() for r in src.splits["train"]] == [[0], [1], [], []]
+
+
+def test_coco_file_name_with_a_sub_folder(tmp_path):
+    """file_name 'images/train/x.jpg' (relative to the dataset root) from train/annotations.json."""
+    _jpg(tmp_path / "images" / "train" / "x.jpg")
+    _write(tmp_path / "train" / "annotations.json", _coco_json(["images/train/x.jpg"]))
+    (rec,) = find_detection_splits(str(tmp_path)).splits["train"]
+    assert rec.path == str(tmp_path / "images" / "train" / "x.jpg") and rec.labels.tolist() == []
