@@ -214,6 +214,9 @@ def read_coco(path: str | os.PathLike, image_root: str | os.PathLike | None = No
     cats = data.get("categories") or []
     if not isinstance(cats, list) or not all(isinstance(c, dict) and "id" in c for c in cats):
         raise DataError(f"{path}: 'categories' must be a list of objects with 'id' and 'name'")
+    bad = next((c["id"] for c in cats if not isinstance(c["id"], int) or isinstance(c["id"], bool)), None)
+    if bad is not None:  # labels follow the sorted ids, so they must be numbers (COCO's are integers)
+        raise DataError(f"{path}: category id {bad!r} is not an integer; COCO category ids are integers (1, 2, ...)")
     cats = sorted(cats, key=lambda c: int(c["id"]))
     label_of = {int(c["id"]): k for k, c in enumerate(cats)}
     kp_names: list[str] = []

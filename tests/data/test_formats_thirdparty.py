@@ -386,3 +386,26 @@ def test_coco_file_name_with_a_sub_folder(tmp_path):
     _write(tmp_path / "train" / "annotations.json", _coco_json(["images/train/x.jpg"]))
     (rec,) = find_detection_splits(str(tmp_path)).splits["train"]
     assert rec.path == str(tmp_path / "images" / "train" / "x.jpg") and rec.labels.tolist() == []
+
+
+# ---------------------------------------------------------------------------- through the CLI: one line, no traceback
+@pytest.mark.parametrize("task, make, needle", [
+    ("detect", lambda d: (d / "data.yaml").write_text("train: train.txt\nnames: [a]\n"), "is a list of image paths"),
+    ("segment", lambda d: _write(d / "annotations.json", {"images": [{"id": 1, "file_name": "/x/gone.jpg"}],
+                                                          "annotations": []}), "gone.jpg' not found"),
+    ("localize", lambda d: _write(d / "annotations" / "instances_default.json",  # bug fixed: a ValueError traceback
+                                  {"images": [], "annotations": [], "categories": [{"id": "x", "name": "x"}]}),
+     "category id 'x' is not an integer"),
+    ("charlm", lambda d: (d / "t.txt").write_bytes("caf\xe9 ".encode("latin-1") * 50), "iconv -f cp1252"),
+])
+def test_cli_names_the_file_and_the_fix(tmp_path, capsys, task, make, needle):
+    from cnnlab.cli.main import main
+
+    data = tmp_path / "data"
+    data.mkdir()
+    make(data)
+    target = data / "t.txt" if task == "charlm" else data
+    code = main(["train", task, "--data", str(target), "--out", str(tmp_path / "r"), "--quiet", "--threads", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and needle in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
