@@ -130,9 +130,17 @@ def read_voc_xml(path: str | os.PathLike) -> tuple[dict, list[VocObject]]:
         xmin, ymin, xmax, ymax = (num(bb, t, "bndbox") for t in ("xmin", "ymin", "xmax", "ymax"))
         if xmax < xmin or ymax < ymin:
             raise DataError(f"{path}: <object> {k} ({name}) <bndbox> has xmax < xmin or ymax < ymin")
-        flag = lambda t: int(float(o.findtext(t) or 0))  # noqa: E731
+        flag = lambda t: _flag(o.findtext(t))  # noqa: E731
         objects.append(VocObject(name, (xmin - 1, ymin - 1, xmax, ymax), flag("difficult"), flag("truncated")))
     return info, objects
+
+
+def _flag(text: str | None) -> int:
+    """<difficult> / <truncated> as 0 or 1; empty or a word ("Unspecified", as some exporters write) is 0."""
+    try:
+        return int(float(text or 0))
+    except ValueError:
+        return 1 if text.strip().lower() in ("true", "yes") else 0
 
 
 def write_voc_xml(path: str | os.PathLike, filename: str, width: int, height: int, names: Sequence[str],

@@ -157,6 +157,9 @@ def yolo_classes(root: Path) -> list[str] | None:
                 return [str(names[k]) for k in sorted(names, key=int)]
             if isinstance(names, list):
                 return [str(n) for n in names]
+            nc = parse_simple_yaml((root / name).read_text()).get("nc")
+            if isinstance(nc, int) and nc > 0:  # `nc: 80` without names: the classes are "0".."79"
+                return [str(k) for k in range(nc)]
     for p in (root / "classes.txt", root / "labels" / "classes.txt"):
         if p.is_file():
             return [c.strip() for c in p.read_text().splitlines() if c.strip()]

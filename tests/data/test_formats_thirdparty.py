@@ -409,3 +409,21 @@ def test_cli_names_the_file_and_the_fix(tmp_path, capsys, task, make, needle):
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and needle in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_voc_flags_as_words_and_yolo_nc_without_names(tmp_path):
+    """Fixed: <truncated>Unspecified</truncated> raised a ValueError traceback; `nc: 3` without `names`
+    numbered only the classes seen in train's labels (a val label of class 2 was then 'outside 0..1')."""
+    from cnnlab.data.voc import read_voc_xml
+
+    xml = tmp_path / "a.xml"
+    xml.write_text("<annotation><object><name>cat</name><truncated>Unspecified</truncated><difficult>true</difficult>"
+                   "<bndbox><xmin>1</xmin><ymin>1</ymin><xmax>4</xmax><ymax>4</ymax></bndbox></object></annotation>")
+    (o,) = read_voc_xml(xml)[1]
+    assert (o.truncated, o.difficult) == (0, 1)
+    _yolo_split(tmp_path / "y" / "images" / "train", tmp_path / "y" / "labels" / "train", n=1)
+    _yolo_split(tmp_path / "y" / "images" / "val", tmp_path / "y" / "labels" / "val", n=1)
+    (tmp_path / "y" / "labels" / "val" / "im0.txt").write_text("2 0.5 0.5 0.2 0.2\n")
+    (tmp_path / "y" / "data.yaml").write_text("train: images/train\nval: images/val\nnc: 3\n")
+    src = find_detection_splits(str(tmp_path / "y"))
+    assert src.classes == ["0", "1", "2"] and src.splits["val"][0].labels.tolist() == [2]
