@@ -127,7 +127,9 @@ def _subdirs(folder: Path) -> list[Path]:
         entries = list(folder.iterdir())
     except OSError as e:
         raise DataError(f"{folder}: cannot list the folder ({e.strerror or e}); check that it exists and is readable") from None
-    return sorted((d for d in entries if not d.name.startswith(".") and _is_dir(d)), key=lambda d: d.name)
+    # hidden folders and __MACOSX (the resource forks a zip made on a Mac unpacks to) are never classes
+    return sorted((d for d in entries if not d.name.startswith(".") and d.name != "__MACOSX" and _is_dir(d)),
+                  key=lambda d: d.name)
 
 
 def _is_dir(path) -> bool:

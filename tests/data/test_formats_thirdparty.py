@@ -427,3 +427,22 @@ def test_voc_flags_as_words_and_yolo_nc_without_names(tmp_path):
     (tmp_path / "y" / "data.yaml").write_text("train: images/train\nval: images/val\nnc: 3\n")
     src = find_detection_splits(str(tmp_path / "y"))
     assert src.classes == ["0", "1", "2"] and src.splits["val"][0].labels.tolist() == [2]
+
+
+# ---------------------------------------------------------------------------- image folders (classify, verify)
+def test_image_folder_unzipped_on_a_mac(tmp_path):
+    """Fixed: a zip made on a Mac unpacks a __MACOSX/ folder of '._' resource forks next to the classes; it
+    was taken for a class ('class folder holds no images'). .DS_Store, Thumbs.db, '._x.JPG' are skipped."""
+    from cnnlab.data.folders import list_class_files
+
+    for cls in ("cat", "dog"):
+        _jpg(tmp_path / cls / "a.JPG")
+        Image.fromarray(np.zeros((H, W), np.uint8)).save(tmp_path / cls / "grey.png")
+        (tmp_path / cls / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+        (tmp_path / cls / "._a.JPG").write_bytes(b"\x00\x05\x16\x07")
+        (tmp_path / cls / "Thumbs.db").write_bytes(bytes(8))
+        (tmp_path / "__MACOSX" / cls).mkdir(parents=True)
+        (tmp_path / "__MACOSX" / cls / "._a.JPG").write_bytes(b"\x00\x05\x16\x07")
+    classes, files = list_class_files(tmp_path)
+    assert classes == ["cat", "dog"] and files.labels == [0, 0, 1, 1]
+    assert sorted(p.rsplit("/", 1)[1] for p in files.paths) == ["a.JPG", "a.JPG", "grey.png", "grey.png"]
