@@ -41,7 +41,7 @@ class BoxRecord:
     width: int
     height: int
     where: str  # the annotation file (and image) to name in errors
-    segmentations: list | None = None  # COCO only: each object's polygons / RLE (None: no mask given)
+    segmentations: list | None = None  # COCO, YOLO segment lines: each object's polygons / RLE (None: no mask)
 
 
 @dataclass
@@ -134,22 +134,25 @@ def _voc(root: Path) -> DetectionSource:
 
 
 def _yolo(root: Path) -> DetectionSource:
-    from cnnlab.data.yolo import read_yolo
+    from cnnlab.data.yolo import read_yolo, read_yolo_labels
 
     splits, files, classes = {}, {}, None
     for s in SPLITS:
         try:
             ds = read_yolo(root, s, classes)
-        except DataError:
-            if s == "train":
+        except DataError as e:
+            # a missing val/test is fine (val is carved from train); one that data.yaml names wrongly is not
+            if s == "train" or str(e).split(": ", 1)[0].endswith(".yaml"):
                 raise
             continue
         classes = ds.classes
         recs = []
         for i, im in enumerate(ds.images):
-            t = ds.target(i)
-            recs.append(BoxRecord(str(im.path), t["boxes"], t["labels"], int(im.id), im.width, im.height,
-                                  str(ds.label_paths[i])))
+            labels, boxes, polys = read_yolo_labels(ds.label_paths[i], im.width, im.height, len(ds.classes))
+            # segment lines (Ultralytics -seg datasets) become COCO polygons, so Mask R-CNN can train on them
+            recs.append(BoxRecord(str(im.path), torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+                                  torch.tensor(labels, dtype=torch.int64), int(im.id), im.width, im.height,
+                                  str(ds.label_paths[i]), [[p] if p is not None else None for p in polys]))
         if recs:
             splits[s], files[s] = recs, str(root)
     if "train" not in splits:
@@ -211,13 +214,19 @@ class DetectionSet:
 def load_detection_set(records: list[BoxRecord], size: int, num_classes: int, skip_bad: bool = False,
                        skipped: list | None = None, source: str = "", with_masks: bool = False) -> DetectionSet:
     """Decode, check and resize every record (see the module docstring). ``with_masks``: also decode each
-    object's COCO polygons / RLE into u8 (n, S, S) instance masks (nearest resize); DataError when the
-    folder has none (instance masks are read from COCO JSON only)."""
+    object's COCO polygons / RLE (or YOLO segment polygons) into u8 (n, S, S) instance masks (nearest
+    resize); DataError when the folder has none."""
     from cnnlab.data.images import check_annotated_size, load_image
     from cnnlab.data.single_object import resize_image
 
     if not records:
         raise DataError(f"{source}: no images listed")
+    if with_masks and not any(s is not None for r in records for s in (r.segmentations or [])):
+        # box-only data (VOC, YOLO box lines, COCO without 'segmentation'); a box-only object among masked
+        # ones is fine: its box is filled
+        raise DataError(f"{records[0].where}: no instance masks in {source or 'the data'} (COCO 'segmentation' or "
+                        "YOLO segment lines); Mask R-CNN needs them (make such data with `cnnlab data scenes "
+                        "--kind segment`), or use --model faster_rcnn")
     images, boxes, labels, ids, paths, sizes, masks = [], [], [], [], [], [], []
     for r in records:
         try:
@@ -249,16 +258,13 @@ def load_detection_set(records: list[BoxRecord], size: int, num_classes: int, sk
 
 
 def _instance_masks(r: BoxRecord, size: int) -> torch.Tensor:
-    """A record's objects as u8 (n, size, size) masks (nearest resize); DataError naming the file when absent."""
+    """A record's objects as u8 (n, size, size) masks (nearest resize); an object without one gets its box."""
     import numpy as np
     import torch.nn.functional as F
 
     from cnnlab.data.coco import segmentation_to_mask
 
-    segs = r.segmentations
-    if segs is None or (len(segs) and all(s is None for s in segs)):
-        raise DataError(f"{r.where}: no instance masks (COCO 'segmentation'); Mask R-CNN needs them "
-                        "(make such data with `cnnlab data scenes --kind segment`), or use --model faster_rcnn")
+    segs = r.segmentations if r.segmentations is not None else [None] * len(r.boxes)
     out = np.zeros((len(segs), r.height, r.width), dtype=np.uint8)  # (n, H, W)
     for k, seg in enumerate(segs):
         if seg is None:  # an object without a mask: its box, filled

@@ -446,3 +446,21 @@ def test_image_folder_unzipped_on_a_mac(tmp_path):
     classes, files = list_class_files(tmp_path)
     assert classes == ["cat", "dog"] and files.labels == [0, 0, 1, 1]
     assert sorted(p.rsplit("/", 1)[1] for p in files.paths) == ["a.JPG", "a.JPG", "grey.png", "grey.png"]
+
+
+def test_yolo_segment_lines_give_mask_rcnn_its_masks(tmp_path):
+    """Fixed: an Ultralytics -seg dataset's polygons were dropped for Mask R-CNN ('no instance masks'); and a
+    val: folder that data.yaml names but that does not exist was silently replaced by a carved split."""
+    _yolo_split(tmp_path / "images" / "train", tmp_path / "labels" / "train", n=2)  # a box line, a polygon line
+    (tmp_path / "data.yaml").write_text("train: images/train\nnames: [car, person]\n")
+    recs = find_detection_splits(str(tmp_path)).splits["train"]
+    assert recs[0].segmentations == [None] and len(recs[1].segmentations[0][0]) == 8  # [[x1, y1, ... x4, y4]]
+    with pytest.raises(DataError, match="no instance masks"):  # box lines only: one line, not box-shaped masks
+        load_detection_set(recs[:1], W, 2, source="yolo", with_masks=True)
+    ds = load_detection_set(recs, W, 2, source="yolo", with_masks=True)
+    m = ds.masks[1][0]  # the polygon [6, 4]-[20, 12] in a 32 x 24 image, rows scaled by 32/24
+    assert m[:, 6:20].any(0).all() and not m[:, :6].any() and not m[:, 20:].any()
+    assert ds.masks[0][0][:, 6:20].any(0).all()  # the box-only object: its box, filled
+    (tmp_path / "data.yaml").write_text("train: images/train\nval: images/valid\nnames: [car, person]\n")
+    with pytest.raises(DataError, match="'val: images/valid' is not a folder"):
+        find_detection_splits(str(tmp_path))
