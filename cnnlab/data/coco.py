@@ -302,6 +302,8 @@ def _parse_object(a: dict, j: int, where: str, label_of: dict, k_of: dict, k_any
 def _image_records(entries: list, path: Path, image_root, check_files: bool) -> list[ImageRecord]:
     """Resolve every ``file_name``: the folder found for the first image is tried first for the rest."""
     records, seen, base = [], set(), None
+    missing: list[int] = []  # records whose file was not found (they have width and height)
+    first_missing = None
     for j, e in enumerate(entries):
         if not isinstance(e, dict) or "id" not in e or "file_name" not in e:
             raise DataError(f"{path}: images[{j}] needs 'id' and 'file_name'")
@@ -317,20 +319,38 @@ def _image_records(entries: list, path: Path, image_root, check_files: bool) -> 
             short = fn.replace("\\", "/").rsplit("/", 1)[-1]
             found = next((b for b in bases if short and (b / short).is_file()), None)
             fn = short if found is not None else fn
-        if found is None:
-            looked = ", ".join(str(b) for b in dict.fromkeys(bases))
-            raise DataError(f"{path}: images[{j}].file_name {fn!r} not found; looked in {looked} (put the images "
-                            "there, e.g. in images/ beside the file, or fix file_name)")
-        base = found
         w, h = e.get("width"), e.get("height")
-        if not (isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0):
+        sized = isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0
+        if found is None and sized and first_missing is None:
+            first_missing = (j, fn, bases)
+        if found is None and sized:
+            # Exports often list images that were not exported with them. The record is kept with the
+            # folder the other images are in; decoding it names the missing file, and --skip-bad skips it.
+            missing.append(len(records))
+            records.append(ImageRecord(e["id"], fn, Path(fn), int(w), int(h)))
+            continue
+        if found is None:
+            raise _not_found(path, j, fn, bases)
+        base = found
+        if not sized:
             if not check_files:
                 raise DataError(f"{path}: images[{j}] ({fn}) needs positive integer 'width' and 'height'")
             from cnnlab.data.images import probe_image
 
             h, w = probe_image(found / fn).size
         records.append(ImageRecord(e["id"], fn, found / fn, int(w), int(h)))
+    if first_missing is not None and base is None:  # not one image found: the folder is wrong, say where we looked
+        raise _not_found(path, *first_missing)
+    for k in missing:
+        fn = records[k].file_name
+        records[k].path = base / (fn.replace("\\", "/").rsplit("/", 1)[-1] if fn.startswith("/") or "\\" in fn else fn)
     return records
+
+
+def _not_found(path: Path, j: int, fn: str, bases: list[Path]) -> DataError:
+    looked = ", ".join(str(b) for b in dict.fromkeys(bases))
+    return DataError(f"{path}: images[{j}].file_name {fn!r} not found; looked in {looked} (put the images "
+                     "there, e.g. in images/ beside the file, or fix file_name)")
 
 
 def _candidate_folders(path: Path, image_root) -> list[Path]:

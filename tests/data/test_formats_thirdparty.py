@@ -464,3 +464,19 @@ def test_yolo_segment_lines_give_mask_rcnn_its_masks(tmp_path):
     (tmp_path / "data.yaml").write_text("train: images/train\nval: images/valid\nnames: [car, person]\n")
     with pytest.raises(DataError, match="'val: images/valid' is not a folder"):
         find_detection_splits(str(tmp_path))
+
+
+def test_coco_listing_an_image_that_was_not_exported(tmp_path):
+    """Fixed: one image listed but missing (exports often leave some out) stopped the run even with --skip-bad;
+    it now fails where images are decoded, naming the file, and --skip-bad skips it. When no listed image
+    exists at all, the error still says where the files were looked for."""
+    for n in ("a.jpg", "c.jpg"):
+        _jpg(tmp_path / "images" / n)
+    _write(tmp_path / "result.json", _coco_json(["a.jpg", "/data/upload/1/b.jpg", "c.jpg"]))
+    recs = find_detection_splits(str(tmp_path / "result.json")).splits["train"]
+    assert recs[1].path == str(tmp_path / "images" / "b.jpg")
+    with pytest.raises(DataError, match=r"images/b.jpg: image file not found"):
+        load_detection_set(recs, 16, 5, source="coco")
+    skipped = []
+    ds = load_detection_set(recs, 16, 5, source="coco", skip_bad=True, skipped=skipped)
+    assert len(ds) == 2 and [s[0] for s in skipped] == [str(tmp_path / "images" / "b.jpg")]
