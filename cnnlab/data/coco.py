@@ -231,7 +231,9 @@ def read_coco(path: str | os.PathLike, image_root: str | os.PathLike | None = No
             kp_names = names
             skeleton = [(int(a) - 1, int(b) - 1) for a, b in c.get("skeleton") or []]  # COCO's are 1-based
             k_of[int(c["id"])] = len(names)
-    images = _image_records(data["images"], path, image_root, check_files)
+    from cnnlab.data.coco_layouts import image_records
+
+    images = image_records(data["images"], path, image_root, check_files)
     by_id = {im.id: im for im in images}
     objects: dict[int, list[CocoObject]] = {im.id: [] for im in images}
     captions: dict[int, list[str]] = {im.id: [] for im in images}
@@ -297,71 +299,6 @@ def _parse_object(a: dict, j: int, where: str, label_of: dict, k_of: dict, k_any
     area = float(a.get("area", bw * bh))
     return CocoObject(int(a.get("id", j + 1)), label_of[cid], (x, y, x + bw, y + bh), area, int(a.get("iscrowd", 0)),
                       seg, kps)
-
-
-def _image_records(entries: list, path: Path, image_root, check_files: bool) -> list[ImageRecord]:
-    """Resolve every ``file_name``: the folder found for the first image is tried first for the rest."""
-    records, seen, base = [], set(), None
-    missing: list[int] = []  # records whose file was not found (they have width and height)
-    first_missing = None
-    for j, e in enumerate(entries):
-        if not isinstance(e, dict) or "id" not in e or "file_name" not in e:
-            raise DataError(f"{path}: images[{j}] needs 'id' and 'file_name'")
-        if e["id"] in seen:
-            raise DataError(f"{path}: images[{j}].id {e['id']!r} appears twice")
-        seen.add(e["id"])
-        fn = str(e["file_name"])
-        bases = _candidate_folders(path, image_root)
-        if base is not None:
-            bases.insert(0, base)
-        found = next((b for b in bases if (b / fn).is_file()), None) if check_files else bases[0]
-        if found is None:  # Label Studio writes /data/upload/1/x.jpg, Windows tools images\\x.jpg: try the base name
-            short = fn.replace("\\", "/").rsplit("/", 1)[-1]
-            found = next((b for b in bases if short and (b / short).is_file()), None)
-            fn = short if found is not None else fn
-        w, h = e.get("width"), e.get("height")
-        sized = isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0
-        if found is None and sized and first_missing is None:
-            first_missing = (j, fn, bases)
-        if found is None and sized:
-            # Exports often list images that were not exported with them. The record is kept with the
-            # folder the other images are in; decoding it names the missing file, and --skip-bad skips it.
-            missing.append(len(records))
-            records.append(ImageRecord(e["id"], fn, Path(fn), int(w), int(h)))
-            continue
-        if found is None:
-            raise _not_found(path, j, fn, bases)
-        base = found
-        if not sized:
-            if not check_files:
-                raise DataError(f"{path}: images[{j}] ({fn}) needs positive integer 'width' and 'height'")
-            from cnnlab.data.images import probe_image
-
-            h, w = probe_image(found / fn).size
-        records.append(ImageRecord(e["id"], fn, found / fn, int(w), int(h)))
-    if first_missing is not None and base is None:  # not one image found: the folder is wrong, say where we looked
-        raise _not_found(path, *first_missing)
-    for k in missing:
-        fn = records[k].file_name
-        records[k].path = base / (fn.replace("\\", "/").rsplit("/", 1)[-1] if fn.startswith("/") or "\\" in fn else fn)
-    return records
-
-
-def _not_found(path: Path, j: int, fn: str, bases: list[Path]) -> DataError:
-    looked = ", ".join(str(b) for b in dict.fromkeys(bases))
-    return DataError(f"{path}: images[{j}].file_name {fn!r} not found; looked in {looked} (put the images "
-                     "there, e.g. in images/ beside the file, or fix file_name)")
-
-
-def _candidate_folders(path: Path, image_root) -> list[Path]:
-    if image_root is not None:
-        return [Path(image_root)]
-    d = path.parent
-    out = [d, d / "images", d.parent / "images", d.parent]
-    stem = path.stem.rsplit("_", 1)[-1]  # instances_val2017.json -> val2017 (COCO's own layout)
-    if stem != path.stem:
-        out += [d.parent / stem, d.parent / "images" / stem]
-    return out
 
 
 def coco_target(ds: CocoDataset, im: ImageRecord, masks: bool = True) -> dict[str, Any]:
