@@ -243,6 +243,7 @@ def read_voc(root: str | os.PathLike, split: str = "train", task: str = "detecti
         names = sorted(p.stem for p in folder.iterdir() if p.suffix.lower() in (".xml", ".png"))
     classes = list(classes) if classes is not None else voc_classes(root)
     images, objects, index = [], [], {}
+    first_missing, found_any = None, False
     for i, name in enumerate(names):
         xml = root / "Annotations" / f"{name}.xml"
         if xml.is_file():
@@ -251,14 +252,25 @@ def read_voc(root: str | os.PathLike, split: str = "train", task: str = "detecti
             info, objs = {"filename": "", "width": 0, "height": 0}, []
         else:
             raise DataError(f"{listing}: lists {name!r} but {xml} does not exist")
-        path = _find_image(root, name, info["filename"], listing, index)
         w, h = info["width"], info["height"]
+        try:
+            path = _find_image(root, name, info["filename"], listing, index)
+            found_any = True
+        except DataError as e:
+            if not (w > 0 and h > 0):
+                raise
+            # An XML whose image was not copied along: kept, so decoding names the missing file and
+            # --skip-bad skips it; when no image is found at all, this error is raised below instead.
+            first_missing = first_missing or e
+            path = root / "JPEGImages" / (info["filename"] or f"{name}.jpg")
         if not (w > 0 and h > 0):
             from cnnlab.data.images import probe_image
 
             h, w = probe_image(path).size
         images.append(ImageRecord(i, path.name, path, w, h))
         objects.append(objs)
+    if first_missing is not None and not found_any:
+        raise first_missing
     from cnnlab.data.yolo import _image_ids
 
     for im, iid in zip(images, _image_ids(names)):  # VOC2007's 000005 -> 5; distinct ids when names mix

@@ -72,8 +72,9 @@ def test_voc_upper_case_and_jpeg_extensions(tmp_path):
     ds = load_detection_set(src.splits["train"], 16, len(src.classes), source="voc")
     assert ds.images.shape == (3, 3, 16, 16)
     (tmp_path / "JPEGImages" / f"{names[0]}.JPG").unlink()
-    with pytest.raises(DataError, match=f"image for '{names[0]}' not found"):
-        find_detection_splits(str(tmp_path))
+    recs = find_detection_splits(str(tmp_path)).splits["train"]
+    with pytest.raises(DataError, match=f"{names[0]}.jpg: image file not found"):
+        load_detection_set(recs, 16, len(src.classes), source="voc")
 
 
 # ---------------------------------------------------------------------------- COCO
@@ -480,3 +481,18 @@ def test_coco_listing_an_image_that_was_not_exported(tmp_path):
     skipped = []
     ds = load_detection_set(recs, 16, 5, source="coco", skip_bad=True, skipped=skipped)
     assert len(ds) == 2 and [s[0] for s in skipped] == [str(tmp_path / "images" / "b.jpg")]
+
+
+def test_voc_xml_whose_image_was_not_copied(tmp_path):
+    """Fixed: one XML without its JPEG stopped the run even with --skip-bad; now decoding names the missing
+    file and --skip-bad skips it. With no image at all the reader still says where it looked."""
+    names = _voc(tmp_path, [f"<size><width>{W}</width><height>{H}</height></size>"] * 3, [".jpg"] * 3)
+    (tmp_path / "JPEGImages" / f"{names[1]}.jpg").unlink()
+    recs = find_detection_splits(str(tmp_path)).splits["train"]
+    with pytest.raises(DataError, match=f"{names[1]}.jpg: image file not found"):
+        load_detection_set(recs, 16, 20, source="voc")
+    assert len(load_detection_set(recs, 16, 20, source="voc", skip_bad=True)) == 2
+    for n in names:
+        (tmp_path / "JPEGImages" / f"{n}.jpg").unlink(missing_ok=True)
+    with pytest.raises(DataError, match=f"image for '{names[0]}' not found"):
+        find_detection_splits(str(tmp_path))
