@@ -9,7 +9,7 @@ first layout that has a train file wins:
   images in ``root/train2017/`` or ``root/images/...``);
 - CVAT's "COCO 1.0" export: a single ``root/annotations/<kind>_<anything>.json``
   (instances_default.json) with the images in ``root/images/``: it is the train split;
-- one ``root/annotations.json`` (train).
+- one ``root/annotations.json`` (train), or FiftyOne's ``root/labels.json`` with the images in ``root/data/``.
 
 ``root`` may also be one JSON file: it is the train split (val is then carved from it).
 Every reader of COCO data (detect, segment, localize, landmarks, caption) goes through here, so a
@@ -55,8 +55,9 @@ def find_coco_files(root: str | Path, kind: str = "instances") -> dict[str, Path
         anything = sorted(folder.glob(f"{kind}_*.json"))
         if len(anything) == 1:  # CVAT: instances_default.json; one file, so no ambiguity about the split
             return {"train": anything[0]}
-    if (base / "annotations.json").is_file():
-        return {"train": base / "annotations.json"}
+    for name in ("annotations.json", "labels.json"):  # labels.json + data/: FiftyOne's COCO export
+        if (base / name).is_file():
+            return {"train": base / name}
     return {}
 
 
@@ -122,7 +123,7 @@ def _candidate_folders(path: Path, image_root) -> list[Path]:
     if image_root is not None:
         return [Path(image_root)]
     d = path.parent
-    out = [d, d / "images", d.parent / "images", d.parent]
+    out = [d, d / "images", d.parent / "images", d.parent, d / "data"]  # data/: FiftyOne's export
     stem = path.stem.rsplit("_", 1)[-1]  # instances_val2017.json -> val2017 (COCO's own layout)
     if stem != path.stem:
         out += [d.parent / stem, d.parent / "images" / stem]

@@ -496,3 +496,13 @@ def test_voc_xml_whose_image_was_not_copied(tmp_path):
         (tmp_path / "JPEGImages" / f"{n}.jpg").unlink(missing_ok=True)
     with pytest.raises(DataError, match=f"image for '{names[0]}' not found"):
         find_detection_splits(str(tmp_path))
+
+
+def test_coco_fiftyone_export(tmp_path):
+    """Fixed: FiftyOne's COCO export (labels.json with the images in data/) was not recognized."""
+    for n in ("a.jpg", "b.jpg"):
+        _jpg(tmp_path / "data" / n)
+    _write(tmp_path / "labels.json", _coco_json(["a.jpg", "b.jpg"]))
+    recs = find_detection_splits(str(tmp_path)).splits["train"]
+    assert [r.path for r in recs] == [str(tmp_path / "data" / n) for n in ("a.jpg", "b.jpg")]
+    assert [r.labels.tolist() for r in recs] == [[2], []]
