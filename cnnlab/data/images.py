@@ -23,7 +23,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from cnnlab.errors import ConfigError, DataError, ShapeError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")  # TIFF: scans, microscopy
 # Decompression-bomb limit: a tiny file that claims e.g. 50000 x 50000 pixels would take gigabytes
 # to decode. 64 Mpixel (8192 x 8192) is far beyond any photo a CNN is trained on.
 MAX_IMAGE_PIXELS: int = 64 * 1024 * 1024

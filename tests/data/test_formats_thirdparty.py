@@ -506,3 +506,21 @@ def test_coco_fiftyone_export(tmp_path):
     recs = find_detection_splits(str(tmp_path)).splits["train"]
     assert [r.path for r in recs] == [str(tmp_path / "data" / n) for n in ("a.jpg", "b.jpg")]
     assert [r.labels.tolist() for r in recs] == [[2], []]
+
+
+def test_image_folder_of_tiffs(tmp_path):
+    """Fixed: .tif / .tiff files (scanners, microscopes; 16-bit grey, CMYK) were skipped as 'other files'
+    although the decoder reads them; a folder of them was 'class folder holds no images'."""
+    from cnnlab.data.folders import list_class_files
+    from cnnlab.data.images import load_image
+
+    for k, cls in enumerate(("cells", "debris")):
+        (tmp_path / cls).mkdir()
+        v16 = np.full((H, W), 1000 + 60000 * k, np.uint16)
+        Image.fromarray(v16).save(tmp_path / cls / "a.TIF")
+        Image.new("CMYK", (W, H), (0, 255, 255, 0)).save(tmp_path / cls / "b.tiff")
+    classes, files = list_class_files(tmp_path)
+    assert classes == ["cells", "debris"] and files.labels == [0, 0, 1, 1]
+    grey = load_image(files.paths[2], channels=1)  # debris/a.TIF: 61000 of 65535 -> 237 of 255
+    assert grey.shape == (1, H, W) and int(grey[0, 0, 0]) == round(61000 * 255 / 65535)
+    assert load_image(files.paths[1]).shape == (3, H, W)  # CMYK -> RGB
