@@ -216,7 +216,7 @@ def load_detection_set(records: list[BoxRecord], size: int, num_classes: int, sk
     """Decode, check and resize every record (see the module docstring). ``with_masks``: also decode each
     object's COCO polygons / RLE (or YOLO segment polygons) into u8 (n, S, S) instance masks (nearest
     resize); DataError when the folder has none."""
-    from cnnlab.data.images import check_annotated_size, load_image
+    from cnnlab.data.images import load_annotated_image
     from cnnlab.data.single_object import resize_image
 
     if not records:
@@ -231,8 +231,7 @@ def load_detection_set(records: list[BoxRecord], size: int, num_classes: int, sk
     for r in records:
         try:
             check_record(r, num_classes)
-            img = load_image(r.path, channels=3)  # uint8 (3, H, W)
-            check_annotated_size(img, r.width, r.height, r.path, r.where)  # boxes are in r.width x r.height pixels
+            img = load_annotated_image(r.path, r.width, r.height, r.where)  # uint8 (3, H, W), oriented as annotated
             if with_masks:
                 masks.append(_instance_masks(r, size))
         except DataError as e:
@@ -241,7 +240,7 @@ def load_detection_set(records: list[BoxRecord], size: int, num_classes: int, sk
             if skipped is not None:
                 skipped.append((r.path, str(e)))
             continue
-        h, w = img.shape[-2:]
+        h, w = (r.height, r.width) if r.width and r.height else img.shape[-2:]  # the boxes' pixel frame
         scale = torch.tensor([size / w, size / h, size / w, size / h])
         b = r.boxes.float().reshape(-1, 4) * scale
         b[:, 0::2] = b[:, 0::2].clamp(0, size)

@@ -63,8 +63,10 @@ def probe_image(path: str | os.PathLike) -> ImageInfo:
         return ImageInfo(size=(h, w), grey=grey, format=im.format or "")
 
 
-def load_image(path: str | os.PathLike, channels: int | None = None, size: tuple[int, int] | None = None) -> torch.Tensor:
-    """Decode an image file to uint8 (C, H, W).
+def load_image(path: str | os.PathLike, channels: int | None = None, size: tuple[int, int] | None = None,
+               exif: bool = True) -> torch.Tensor:
+    """Decode an image file to uint8 (C, H, W), turned upright by its EXIF orientation (``exif`` False: the
+    pixels as stored, which is how pycocotools / torchvision users and many labelling tools see them).
 
     ``channels``: 1 -> grey, 3 -> RGB, None -> 1 if the image is grey else 3.
     ``size`` (H, W): resize so the image covers it (shorter side first), then center-crop; JPEGs
@@ -78,7 +80,7 @@ def load_image(path: str | os.PathLike, channels: int | None = None, size: tuple
     with _open(path) as im:
         try:  # PIL decodes here: a bad file fails in this block and nowhere else
             grey = _is_grey(im) if channels is None else channels == 1
-            orientation = _orientation(im)
+            orientation = _orientation(im) if exif else None
             if size is not None and im.format == "JPEG":
                 want = (size[0], size[1]) if orientation in _ROTATED_ORIENTATIONS else (size[1], size[0])  # (w, h) stored
                 im.draft(im.mode, want)  # decode at 1/2, 1/4 or 1/8 scale, still covering `size`
@@ -98,21 +100,30 @@ def load_image(path: str | os.PathLike, channels: int | None = None, size: tuple
     return t.unsqueeze(0) if t.ndim == 2 else t.permute(2, 0, 1).contiguous()  # (C, H, W)
 
 
-def check_annotated_size(img: torch.Tensor, width: int | None, height: int | None, path, where: str) -> None:
-    """DataError when a decoded (C, H, W) image is not the width x height its annotation file says.
+def load_annotated_image(path: str | os.PathLike, width: int | None, height: int | None, where: str) -> torch.Tensor:
+    """Decode an RGB image whose boxes / polygons / keypoints are in ``width`` x ``height`` pixels: uint8 (3, H, W)
+    in the orientation the annotation was made on.
 
-    Boxes, polygons and keypoints are in the annotated image's pixels; scaling them by another size puts
-    them in the wrong place without any error. The usual cause is an EXIF-rotated photo (cnnlab shows it
-    upright, as browsers do) annotated by a tool that ignored the rotation, or images resized after labelling.
+    An EXIF-rotated photo (a phone's) is shown upright, but tools differ in what they label: CVAT and browsers
+    show it upright, pycocotools / torchvision users and many exporters see the stored pixels. The annotated
+    size tells which: the upright image when it matches, else the stored pixels when they match. A size that
+    matches neither but has the same aspect ratio (images resized after labelling) keeps the upright image:
+    coordinates scale with it. Any other size is a DataError (scaled boxes would land in the wrong place).
     """
+    img = load_image(path, channels=3)
     if not width or not height:
-        return
-    h, w = img.shape[-2:]
-    if (int(h), int(w)) != (int(height), int(width)):
-        hint = (" (its EXIF orientation turns it; annotate the upright image, or strip the EXIF rotation)"
-                if (int(h), int(w)) == (int(width), int(height)) else "")
-        raise DataError(f"{where}: says {width}x{height} but {path} is {w}x{h} pixels{hint}; the annotations would "
-                        "land in the wrong place: fix width/height or the image, or pass --skip-bad")
+        return img
+    h, w = (int(v) for v in img.shape[-2:])
+    if (h, w) == (int(height), int(width)):
+        return img
+    if (h, w) == (int(width), int(height)):  # turned by EXIF: were the stored pixels annotated?
+        stored = load_image(path, channels=3, exif=False)
+        if tuple(stored.shape[-2:]) == (int(height), int(width)):
+            return stored
+    if abs(w * int(height) - h * int(width)) <= max(w, h, int(width), int(height)):  # same aspect (1 px rounding)
+        return img
+    raise DataError(f"{where}: says {width}x{height} but {path} is {w}x{h} pixels (another aspect ratio); the "
+                    "annotations would land in the wrong place: fix width/height or the image, or pass --skip-bad")
 
 
 def to_grey(x: torch.Tensor) -> torch.Tensor:

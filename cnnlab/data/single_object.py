@@ -62,7 +62,7 @@ def resize_image(img: torch.Tensor, size: int) -> torch.Tensor:
 def load_single_objects(records: list[ObjectRecord], size: int, source: str, skip_bad: bool = False,
                         skipped: list | None = None) -> SingleObjectSet:
     """Decode, resize and keep the largest object of each record (see the module docstring)."""
-    from cnnlab.data.images import check_annotated_size, load_image
+    from cnnlab.data.images import load_annotated_image
 
     if not records:
         raise DataError(f"{source}: no images listed")
@@ -70,16 +70,15 @@ def load_single_objects(records: list[ObjectRecord], size: int, source: str, ski
     k = next((r.keypoints.shape[1] for r in records if r.keypoints is not None and len(r.keypoints)), None)
     for r in records:
         try:
-            img = load_image(r.path, channels=3)  # uint8 (3, H, W)
-            if r.annotated is not None:  # boxes and keypoints are in the annotated size's pixels
-                check_annotated_size(img, r.annotated[0], r.annotated[1], r.path, r.annotated[2])
+            width, height, where = r.annotated or (None, None, r.path)  # boxes / keypoints are in these pixels
+            img = load_annotated_image(r.path, width, height, where)  # uint8 (3, H, W), oriented as annotated
         except DataError as e:
             if not skip_bad:
                 raise
             if skipped is not None:
                 skipped.append((r.path, str(e)))
             continue
-        h, w = img.shape[-2:]
+        h, w = (height, width) if width and height else img.shape[-2:]  # the boxes' / keypoints' pixel frame
         scale = torch.tensor([size / w, size / h, size / w, size / h])
         images.append(resize_image(img, size))
         paths.append(r.path)
