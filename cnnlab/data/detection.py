@@ -42,6 +42,10 @@ class BoxRecord:
     height: int
     where: str  # the annotation file (and image) to name in errors
     segmentations: list | None = None  # COCO, YOLO segment lines: each object's polygons / RLE (None: no mask)
+    # regions the metrics ignore (neither missed nor a false positive when detected): VOC's "difficult"
+    # objects and COCO's crowd regions; never trained on (as the VOC devkit's and COCO's baselines do)
+    ignore_boxes: torch.Tensor | None = None  # f32 (M, 4) xyxy
+    ignore_labels: torch.Tensor | None = None  # i64 (M,)
 
 
 @dataclass
@@ -103,11 +107,14 @@ def _coco(files: dict[str, Path]) -> DetectionSource:
         recs = []
         for im in ds.images:
             objs = [o for o in ds.objects[im.id] if not o.iscrowd]
+            crowd = [o for o in ds.objects[im.id] if o.iscrowd]
             recs.append(BoxRecord(str(im.path), torch.tensor([o.box for o in objs], dtype=torch.float32).reshape(-1, 4),
                                   torch.tensor([o.label for o in objs], dtype=torch.int64),
                                   im.id if isinstance(im.id, str) else int(im.id), im.width,  # "a1" ids are kept
                                   im.height, f"{path}: image {im.file_name!r}",
-                                  [o.segmentation for o in objs]))
+                                  [o.segmentation for o in objs],
+                                  torch.tensor([o.box for o in crowd], dtype=torch.float32).reshape(-1, 4),
+                                  torch.tensor([o.label for o in crowd], dtype=torch.int64)))
         splits[s] = recs
     return DetectionSource("coco", list(classes), splits, {s: str(p) for s, p in files.items()}, list(cat_ids))
 
@@ -126,8 +133,10 @@ def _voc(root: Path) -> DetectionSource:
         recs = []
         for i, im in enumerate(ds.images):
             t = ds.target(i)
-            recs.append(BoxRecord(str(im.path), t["boxes"], t["labels"], int(im.id), im.width, im.height,
-                                  f"{root / 'Annotations' / (ds.names[i] + '.xml')}"))
+            hard = t["difficult"].bool()  # the devkit ignores "difficult" objects in AP, and its baselines skip them
+            recs.append(BoxRecord(str(im.path), t["boxes"][~hard], t["labels"][~hard], int(im.id), im.width, im.height,
+                                  f"{root / 'Annotations' / (ds.names[i] + '.xml')}",
+                                  ignore_boxes=t["boxes"][hard], ignore_labels=t["labels"][hard]))
         key = "train" if s == "trainval" else s
         splits[key], files[key] = recs, str(main / f"{s}.txt")
     return DetectionSource("voc", list(classes), splits, files)
@@ -193,6 +202,7 @@ class DetectionSet:
     classes: list[str] = field(default_factory=list)
     masks: list[torch.Tensor] | None = None  # per image u8 (n, S, S) instance masks (with_masks=True)
     proposals: list[torch.Tensor] | None = None  # per image f32 (P, 4) region proposals (Fast R-CNN, R-CNN)
+    ignore: list[tuple[torch.Tensor, torch.Tensor]] | None = None  # per image (boxes (M, 4), labels (M,)) metrics ignore
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -204,6 +214,8 @@ class DetectionSet:
             item["targets"]["masks"] = self.masks[i].clone()
         if self.proposals is not None:
             item["targets"]["proposals"] = self.proposals[i].clone()
+        if self.ignore is not None:  # evaluation only: the training transform keeps boxes, labels, masks, proposals
+            item["targets"]["ignore_boxes"], item["targets"]["ignore_labels"] = (t.clone() for t in self.ignore[i])
         return self.transform(item) if self.transform is not None else item
 
     def all_boxes(self) -> torch.Tensor:
@@ -227,7 +239,7 @@ def load_detection_set(records: list[BoxRecord], size: int, num_classes: int, sk
         raise DataError(f"{records[0].where}: no instance masks in {source or 'the data'} (COCO 'segmentation' or "
                         "YOLO segment lines); Mask R-CNN needs them (make such data with `cnnlab data scenes "
                         "--kind segment`), or use --model faster_rcnn")
-    images, boxes, labels, ids, paths, sizes, masks = [], [], [], [], [], [], []
+    images, boxes, labels, ids, paths, sizes, masks, ignore = [], [], [], [], [], [], [], []
     for r in records:
         try:
             check_record(r, num_classes)
@@ -242,18 +254,25 @@ def load_detection_set(records: list[BoxRecord], size: int, num_classes: int, sk
             continue
         h, w = (r.height, r.width) if r.width and r.height else img.shape[-2:]  # the boxes' pixel frame
         scale = torch.tensor([size / w, size / h, size / w, size / h])
-        b = r.boxes.float().reshape(-1, 4) * scale
-        b[:, 0::2] = b[:, 0::2].clamp(0, size)
-        b[:, 1::2] = b[:, 1::2].clamp(0, size)
+        b, ig = (bb.float().reshape(-1, 4) * scale for bb in (r.boxes, _or_none(r.ignore_boxes)))
+        for bb in (b, ig):
+            bb[:, 0::2] = bb[:, 0::2].clamp(0, size)
+            bb[:, 1::2] = bb[:, 1::2].clamp(0, size)
         images.append(resize_image(img, size))
         boxes.append(b)
+        ignore.append((ig, r.ignore_labels.long().reshape(-1) if r.ignore_labels is not None else torch.zeros(0, dtype=torch.long)))
         labels.append(r.labels.long().reshape(-1))
         ids.append(r.image_id)
         paths.append(r.path)
         sizes.append((int(h), int(w)))
     if not images:
         raise DataError(f"{source}: no usable images left after skipping bad files")
-    return DetectionSet(torch.stack(images), boxes, labels, ids, paths, sizes, masks=masks if with_masks else None)
+    return DetectionSet(torch.stack(images), boxes, labels, ids, paths, sizes, masks=masks if with_masks else None,
+                        ignore=ignore if any(len(g) for g, _ in ignore) else None)
+
+
+def _or_none(boxes: torch.Tensor | None) -> torch.Tensor:
+    return boxes if boxes is not None else torch.zeros(0, 4)
 
 
 def _instance_masks(r: BoxRecord, size: int) -> torch.Tensor:

@@ -3,7 +3,9 @@
 ``map`` is COCO's AP averaged over IoU 0.50:0.05:0.95, ``map50`` / ``map75`` at one IoU (all three
 from pycocotools' COCOeval: 101-point interpolation, at most 100 detections per image). ``voc_map50``
 is Pascal VOC's AP at IoU 0.5 with all-point interpolation (VOC2010+ devkit), written here because
-it is the number the course and the YOLO / SSD papers quote. Classes without ground truth in the
+it is the number the course and the YOLO / SSD papers quote. Targets may carry ``ignore_boxes`` /
+``ignore_labels`` (VOC "difficult" objects, COCO crowd regions): neither AP counts them as missed nor a
+detection on them as false (COCOeval gets them as crowds). Classes without ground truth in the
 evaluated images are left out of every mean (as pycocotools does); with no ground truth at all, or
 no predictions at all, every AP is 0.
 """
@@ -58,30 +60,39 @@ def _voc_class_pr(preds: list[dict], gts: list[dict], cls: int) -> tuple[np.ndar
     VOC matching: each detection, in decreasing score over all images, is compared with the
     ground truths of its image and class; it is a true positive when its best-overlapping ground
     truth has IoU >= 0.5 (the devkit's ``ovmax >= minoverlap``) and was not matched before;
-    otherwise (no overlap, or that ground truth already taken) it is a false positive.
+    otherwise (no overlap, or that ground truth already taken) it is a false positive. Ignored
+    regions (``ignore_boxes``: VOC's "difficult" objects, COCO's crowds) take part in the overlap
+    but are not counted: a detection whose best overlap is one of them is neither (the devkit's
+    ``if not R['difficult'][jmax]``), and missing one costs no recall.
     """
     n_gt = 0
     dets = []  # (score, image index, detection index in that image)
-    ious, taken = [], []
+    ious, taken, ignored = [], [], []
     for i, (p, g) in enumerate(zip(preds, gts)):
         g_boxes = g["boxes"][g["labels"] == cls]
+        ig_boxes = g["ignore_boxes"][g["ignore_labels"] == cls] if "ignore_boxes" in g else np.zeros((0, 4))
         d_mask = p["labels"] == cls
         d_boxes, d_scores = p["boxes"][d_mask], p["scores"][d_mask]
         n_gt += len(g_boxes)
-        ious.append(_iou_np(d_boxes, g_boxes))  # (n_det_i, n_gt_i)
-        taken.append(np.zeros(len(g_boxes), dtype=bool))
+        ious.append(_iou_np(d_boxes, np.concatenate([g_boxes, ig_boxes])))  # (n_det_i, n_gt_i + n_ignored_i)
+        taken.append(np.zeros(len(g_boxes) + len(ig_boxes), dtype=bool))
+        ignored.append(np.arange(len(g_boxes) + len(ig_boxes)) >= len(g_boxes))
         dets += [(float(s), i, j) for j, s in enumerate(d_scores)]
     dets.sort(key=lambda t: -t[0])  # stable: ties keep image order
-    tp = np.zeros(len(dets))
+    tp, counted = np.zeros(len(dets)), np.ones(len(dets), dtype=bool)
     for k, (_, i, j) in enumerate(dets):
         if ious[i].shape[1] == 0:
             continue
         best = int(ious[i][j].argmax())
-        if ious[i][j, best] >= IOU_VOC and not taken[i][best]:
-            tp[k], taken[i][best] = 1, True
+        if ious[i][j, best] >= IOU_VOC:
+            if ignored[i][best]:
+                counted[k] = False
+            elif not taken[i][best]:
+                tp[k], taken[i][best] = 1, True
+    tp = tp[counted]
     tp_cum = np.cumsum(tp)
     recall = tp_cum / max(n_gt, 1)
-    precision = tp_cum / np.arange(1, len(dets) + 1)
+    precision = tp_cum / np.arange(1, len(tp) + 1)
     return recall, precision, n_gt
 
 
@@ -186,6 +197,9 @@ class DetectionMetrics:
             pred = {"boxes": _to_np(p["boxes"], np.float64, (4,)), "scores": _to_np(p["scores"], np.float64),
                     "labels": _to_np(p["labels"], np.int64)}
             gt = {"boxes": _to_np(t["boxes"], np.float64, (4,)), "labels": _to_np(t["labels"], np.int64)}
+            if t.get("ignore_boxes") is not None:  # regions neither missed nor false positives when detected
+                gt["ignore_boxes"] = _to_np(t["ignore_boxes"], np.float64, (4,))
+                gt["ignore_labels"] = _to_np(t["ignore_labels"], np.int64)
             for what, d in (("prediction", pred), ("target", gt)):
                 bad = d["labels"][(d["labels"] < 0) | (d["labels"] >= len(self.classes))]
                 if bad.size:
@@ -203,11 +217,12 @@ class DetectionMetrics:
         images, annotations = [], []
         for i, t in enumerate(self.targets, start=1):
             images.append({"id": i})
-            for box, label in zip(t["boxes"], t["labels"]):
-                x1, y1, x2, y2 = (float(v) for v in box)
+            ignored = zip(t.get("ignore_boxes", ()), t.get("ignore_labels", ()))
+            for crowd, (box, label) in [(0, bl) for bl in zip(t["boxes"], t["labels"])] + [(1, bl) for bl in ignored]:
+                x1, y1, x2, y2 = (float(v) for v in box)  # ignored regions go in as COCO crowds: COCOeval ignores them
                 annotations.append({"id": len(annotations) + 1, "image_id": i, "category_id": int(label) + 1,
                                     "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1),
-                                    "iscrowd": 0})
+                                    "iscrowd": crowd})
         coco = COCO()
         coco.dataset = {"images": images, "annotations": annotations,
                         "categories": [{"id": c + 1, "name": n} for c, n in enumerate(self.classes)]}

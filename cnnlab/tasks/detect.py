@@ -142,6 +142,8 @@ class DetectEvaluator(Evaluator):
         for p, t in zip(out["preds"], out["targets"]):
             pred = {k: v.detach().cpu() for k, v in p.items() if k != "masks"}
             truth = {"boxes": t["boxes"].cpu(), "labels": t["labels"].cpu(), "image_id": t["image_id"]}
+            if "ignore_boxes" in t:  # VOC "difficult" objects, COCO crowd regions
+                truth["ignore_boxes"], truth["ignore_labels"] = t["ignore_boxes"].cpu(), t["ignore_labels"].cpu()
             if "masks" in p:  # instance masks are kept as run-length codes (an image's 100 masks would be MBs)
                 pred["rles"], truth["rles"] = masks_to_rles(p["masks"]), masks_to_rles(t["masks"])
             self.preds.append(pred)

@@ -551,3 +551,36 @@ def test_image_folder_of_tiffs(tmp_path):
     grey = load_image(files.paths[2], channels=1)  # debris/a.TIF: 61000 of 65535 -> 237 of 255
     assert grey.shape == (1, H, W) and int(grey[0, 0, 0]) == round(61000 * 255 / 65535)
     assert load_image(files.paths[1]).shape == (3, H, W)  # CMYK -> RGB
+
+
+def test_difficult_and_crowd_objects_reach_the_metrics_as_ignored_regions(tmp_path):
+    """Found in the audit: VOC "difficult" objects were trained on and counted as ground truth, and detections
+    on COCO crowd regions counted as false positives; the devkit and COCOeval ignore both."""
+    from cnnlab.data.detection import eval_transform
+
+    difficult = VOC_OBJECTS.replace("<difficult>0</difficult>", "<difficult>1</difficult>").replace(
+        "<name>person</name>", "<name>dog</name>")
+    (tmp_path / "v" / "Annotations").mkdir(parents=True)
+    _jpg(tmp_path / "v" / "JPEGImages" / "a.jpg")
+    (tmp_path / "v" / "Annotations" / "a.xml").write_text(
+        f"<annotation><filename>a.jpg</filename><size><width>{W}</width><height>{H}</height></size>"
+        f"{VOC_OBJECTS}{difficult}</annotation>")
+    src = find_detection_splits(str(tmp_path / "v"))
+    r = src.splits["train"][0]
+    assert [src.classes[k] for k in r.labels] == ["person"] and r.boxes.tolist() == [[5.5, 4.0, 20.0, 12.5]]
+    assert [src.classes[k] for k in r.ignore_labels] == ["dog"] and r.ignore_boxes.tolist() == [[5.5, 4.0, 20.0, 12.5]]
+    ds = load_detection_set([r], 2 * W, len(src.classes), source="voc")
+    ds.transform = eval_transform(lambda x: x)
+    t = ds[0]["targets"]
+    assert torch.allclose(t["ignore_boxes"], torch.tensor([[11.0, 4.0 * 64 / 24, 40.0, 12.5 * 64 / 24]]))
+
+    names = [f"{i}.jpg" for i in range(2)]
+    for n in names:
+        _jpg(tmp_path / "c" / "images" / n)
+    _write(tmp_path / "c" / "annotations.json", _coco_json(names))
+    recs = find_detection_splits(str(tmp_path / "c" / "annotations.json")).splits["train"]
+    assert recs[0].ignore_boxes.tolist() == [[0.0, 18.0, 10.0, 24.0]] and recs[0].ignore_labels.tolist() == [0]
+    assert recs[1].ignore_boxes.shape == (0, 4)
+    plain = load_detection_set(recs[1:], W, 5, source="coco")  # no ignored region anywhere: no extra keys
+    plain.transform = eval_transform(lambda x: x)
+    assert "ignore_boxes" not in plain[0]["targets"]

@@ -173,3 +173,35 @@ def test_user_errors_are_one_line(tmp_path):
         coco_eval_json(tmp_path / "missing.json", tmp_path / "r.json")
     with pytest.raises(ShapeError, match="label 5 is not a class index"):
         DetectionMetrics(["a"]).update([_pred([[0, 0, 1, 1]], [0.5], [5])], [_gt([], [])])
+
+
+def _ignoring(gt, boxes, labels):
+    return dict(gt, ignore_boxes=torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+                ignore_labels=torch.tensor(labels, dtype=torch.long))
+
+
+def test_ignored_regions_are_neither_missed_nor_false_positives():
+    """VOC devkit: a detection whose best overlap is a "difficult" object counts for nothing, and a missed
+    difficult object costs no recall; COCOeval does the same with crowds (ignored regions go in as crowds)."""
+    a, b = [0, 0, 10, 10], [30, 30, 50, 50]
+    preds = [_pred([b, a], [0.95, 0.9], [0, 0])]  # the highest score is on the region b
+    plain = DetectionMetrics(["cat"])
+    plain.update(preds, [_gt([a], [0])])  # b unknown: its detection is a false positive ranked first
+    assert plain.compute()["voc_map50"] == pytest.approx(0.5)
+    assert plain.compute()["map50"] == pytest.approx(0.5, abs=0.01)
+    ignoring = DetectionMetrics(["cat"])
+    ignoring.update(preds, [_ignoring(_gt([a], [0]), [b], [0])])
+    out = ignoring.compute()
+    assert out["voc_map50"] == pytest.approx(1.0) and out["map50"] == pytest.approx(1.0)
+    # b missed: no recall lost when ignored, half of it when it is an object
+    only_a = [_pred([a], [0.9], [0])]
+    ignoring.reset()
+    ignoring.update(only_a, [_ignoring(_gt([a], [0]), [b], [0])])
+    assert ignoring.compute()["voc_map50"] == pytest.approx(1.0)
+    counted = DetectionMetrics(["cat"])
+    counted.update(only_a, [_gt([a, b], [0, 0])])
+    assert counted.compute()["voc_map50"] == pytest.approx(0.5)
+    # an ignored region of another class does not excuse a detection of this one
+    other = DetectionMetrics(["cat", "dog"])
+    other.update(preds, [_ignoring(_gt([a], [0]), [b], [1])])
+    assert other.compute()["voc_map50"] == pytest.approx(0.5)
