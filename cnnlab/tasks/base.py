@@ -208,19 +208,25 @@ class BackboneTaskConfig(TrainConfig):
     epochs: int = opt(30, "number of passes over the training set", group="optimization", min=1)
     optimizer: str = opt("adamw", ", ".join(OPTIMIZERS_NO_LBFGS), group="optimization", choices=OPTIMIZERS_NO_LBFGS)
     lr: float | None = opt(1e-3, "peak learning rate", group="optimization", min=0, min_open=True)
-    warmup_epochs: float = opt(1.0, "linear warm-up length in epochs (pretrained weights meet a new head)",
-                               group="optimization", min=0)
+    warmup_epochs: float | None = opt(None, "linear warm-up length in epochs (pretrained weights meet a new head; "
+                                      "default 1, at most half of --epochs)", group="optimization", min=0)
     channels_last: bool = opt(True, "channels_last memory format (faster convolutions on CPUs)", flag="--no-channels-last")
     weight_decay: float = opt(0.05, "weight decay", group="regularization", min=0)
     weights: str | None = opt("auto", "start the backbone from weights: auto (ImageNet weights when the model has "
                               "them, as mobilenet_v2 does; else random), none, a name (imagenet), a file or a run folder",
                               group="model")
 
+    def resolve_warmup(self) -> None:
+        """Default warm-up: one epoch, at most half of --epochs (a one-epoch first try must not stop on it)."""
+        if self.warmup_epochs is None:
+            self.warmup_epochs = min(1.0, self.epochs / 2) if isinstance(self.epochs, (int, float)) else 1.0
+
     def validate(self) -> "BackboneTaskConfig":
         if self.weights in ("auto", "none", ""):
             from cnnlab.models.pretrained import names_for
 
             self.weights = "imagenet" if self.weights == "auto" and "imagenet" in names_for(self.model) else None
+        self.resolve_warmup()
         super().validate()
         if not self.data:
             raise ConfigError("--data is required: a COCO folder with train/ and val/, each with annotations.json")

@@ -66,6 +66,7 @@ class SegmentConfig(BackboneTaskConfig):
             if self.backbone not in list_models():
                 raise ConfigError(f"--backbone {self.backbone!r}: not a registered model; see `cnnlab models`")
         maskdata.parse_augment(self.augment)
+        self.resolve_warmup()
         super(BackboneTaskConfig, self).validate()
         if not self.data:
             raise ConfigError("--data is required: a VOC segmentation folder, a COCO folder or images/ + masks/ "
