@@ -141,7 +141,7 @@ def find_caption_splits(root: str) -> dict[str, Path]:
                         "(make one with `cnnlab data scenes --kind caption --out DIR`)")
     from cnnlab.data.coco_layouts import find_coco_files
 
-    found = find_coco_files(base, "captions")  # also a lone annotations/captions_val2017.json (as train)
+    found = find_coco_files(base, "captions", SPLITS)  # also a lone annotations/captions_val2017.json (as train)
     if "train" not in found:
         raise DataError(f"--data {root}: found no train/annotations.json nor annotations/captions_train*.json "
                         "(COCO captions layout: train/, val/, each with annotations.json holding 'images' and "

@@ -27,15 +27,16 @@ SPLITS = ("train", "val", "test")
 ROBOFLOW_DIRS = {"train": "train", "val": "valid", "test": "test"}  # split -> Roboflow's folder name
 
 
-def find_coco_files(root: str | Path, kind: str = "instances") -> dict[str, Path]:
-    """split -> COCO JSON path for the layouts in the module docstring; {} when none has a train file."""
+def find_coco_files(root: str | Path, kind: str = "instances", splits: tuple[str, ...] = SPLITS) -> dict[str, Path]:
+    """split -> COCO JSON path for the layouts in the module docstring; {} when none has a train file.
+    ``splits``: the split folders cnnlab's own layout may hold (captions add ``test_novel``)."""
     base = Path(root)
     if base.is_file() and base.suffix.lower() == ".json":
         return {"train": base}
     if not base.is_dir():
         return {}
     layouts = [
-        {s: base / s / "annotations.json" for s in SPLITS},
+        {s: base / s / "annotations.json" for s in splits},
         {s: base / ROBOFLOW_DIRS[s] / "_annotations.coco.json" for s in SPLITS},
         {s: base / s / "_annotations.coco.json" for s in SPLITS},  # Roboflow with val/ renamed
     ]
@@ -46,7 +47,7 @@ def find_coco_files(root: str | Path, kind: str = "instances") -> dict[str, Path
     folder = base / "annotations"
     if folder.is_dir():
         official = {}
-        for s in SPLITS:
+        for s in splits:
             hits = sorted(folder.glob(f"{kind}_{s}*.json"))
             if hits:
                 official[s] = hits[0]
