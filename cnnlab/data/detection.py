@@ -46,6 +46,7 @@ class BoxRecord:
     # objects and COCO's crowd regions; never trained on (as the VOC devkit's and COCO's baselines do)
     ignore_boxes: torch.Tensor | None = None  # f32 (M, 4) xyxy
     ignore_labels: torch.Tensor | None = None  # i64 (M,)
+    ignore_segmentations: list | None = None  # COCO crowds' RLE (None: the box), for Mask R-CNN's mask AP
 
 
 @dataclass
@@ -114,7 +115,8 @@ def _coco(files: dict[str, Path]) -> DetectionSource:
                                   im.height, f"{path}: image {im.file_name!r}",
                                   [o.segmentation for o in objs],
                                   torch.tensor([o.box for o in crowd], dtype=torch.float32).reshape(-1, 4),
-                                  torch.tensor([o.label for o in crowd], dtype=torch.int64)))
+                                  torch.tensor([o.label for o in crowd], dtype=torch.int64),
+                                  [o.segmentation for o in crowd]))
         splits[s] = recs
     return DetectionSource("coco", list(classes), splits, {s: str(p) for s, p in files.items()}, list(cat_ids))
 
@@ -203,6 +205,7 @@ class DetectionSet:
     masks: list[torch.Tensor] | None = None  # per image u8 (n, S, S) instance masks (with_masks=True)
     proposals: list[torch.Tensor] | None = None  # per image f32 (P, 4) region proposals (Fast R-CNN, R-CNN)
     ignore: list[tuple[torch.Tensor, torch.Tensor]] | None = None  # per image (boxes (M, 4), labels (M,)) metrics ignore
+    ignore_masks: list[torch.Tensor] | None = None  # per image u8 (M, S, S) masks of those regions (with_masks=True)
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -216,6 +219,8 @@ class DetectionSet:
             item["targets"]["proposals"] = self.proposals[i].clone()
         if self.ignore is not None:  # evaluation only: the training transform keeps boxes, labels, masks, proposals
             item["targets"]["ignore_boxes"], item["targets"]["ignore_labels"] = (t.clone() for t in self.ignore[i])
+            if self.ignore_masks is not None:
+                item["targets"]["ignore_masks"] = self.ignore_masks[i].clone()
         return self.transform(item) if self.transform is not None else item
 
     def all_boxes(self) -> torch.Tensor:
@@ -239,13 +244,14 @@ def load_detection_set(records: list[BoxRecord], size: int, num_classes: int, sk
         raise DataError(f"{records[0].where}: no instance masks in {source or 'the data'} (COCO 'segmentation' or "
                         "YOLO segment lines); Mask R-CNN needs them (make such data with `cnnlab data scenes "
                         "--kind segment`), or use --model faster_rcnn")
-    images, boxes, labels, ids, paths, sizes, masks, ignore = [], [], [], [], [], [], [], []
+    images, boxes, labels, ids, paths, sizes, masks, ignore, ignore_masks = [], [], [], [], [], [], [], [], []
     for r in records:
         try:
             check_record(r, num_classes)
             img = load_annotated_image(r.path, r.width, r.height, r.where)  # uint8 (3, H, W), oriented as annotated
             if with_masks:
                 masks.append(_instance_masks(r, size))
+                ignore_masks.append(_region_masks(r.ignore_segmentations, _or_none(r.ignore_boxes), r, size))
         except DataError as e:
             if not skip_bad:
                 raise
@@ -268,7 +274,8 @@ def load_detection_set(records: list[BoxRecord], size: int, num_classes: int, sk
     if not images:
         raise DataError(f"{source}: no usable images left after skipping bad files")
     return DetectionSet(torch.stack(images), boxes, labels, ids, paths, sizes, masks=masks if with_masks else None,
-                        ignore=ignore if any(len(g) for g, _ in ignore) else None)
+                        ignore=ignore if any(len(g) for g, _ in ignore) else None,
+                        ignore_masks=ignore_masks if with_masks and any(len(g) for g, _ in ignore) else None)
 
 
 def _or_none(boxes: torch.Tensor | None) -> torch.Tensor:
@@ -277,16 +284,21 @@ def _or_none(boxes: torch.Tensor | None) -> torch.Tensor:
 
 def _instance_masks(r: BoxRecord, size: int) -> torch.Tensor:
     """A record's objects as u8 (n, size, size) masks (nearest resize); an object without one gets its box."""
+    return _region_masks(r.segmentations, r.boxes, r, size)
+
+
+def _region_masks(segmentations: list | None, boxes: torch.Tensor, r: BoxRecord, size: int) -> torch.Tensor:
+    """Polygons / RLEs (None: the box, filled) in r's width x height pixels -> u8 (n, size, size), nearest resize."""
     import numpy as np
     import torch.nn.functional as F
 
     from cnnlab.data.coco import segmentation_to_mask
 
-    segs = r.segmentations if r.segmentations is not None else [None] * len(r.boxes)
+    segs = segmentations if segmentations is not None else [None] * len(boxes)
     out = np.zeros((len(segs), r.height, r.width), dtype=np.uint8)  # (n, H, W)
     for k, seg in enumerate(segs):
         if seg is None:  # an object without a mask: its box, filled
-            x0, y0, x1, y1 = (int(round(v)) for v in r.boxes[k].tolist())
+            x0, y0, x1, y1 = (int(round(v)) for v in boxes[k].tolist())
             out[k, max(0, y0):y1, max(0, x0):x1] = 1
             continue
         try:

@@ -146,6 +146,8 @@ class DetectEvaluator(Evaluator):
                 truth["ignore_boxes"], truth["ignore_labels"] = t["ignore_boxes"].cpu(), t["ignore_labels"].cpu()
             if "masks" in p:  # instance masks are kept as run-length codes (an image's 100 masks would be MBs)
                 pred["rles"], truth["rles"] = masks_to_rles(p["masks"]), masks_to_rles(t["masks"])
+                if "ignore_masks" in t:  # COCO crowds: mask AP ignores them too
+                    truth["ignore_rles"] = masks_to_rles(t["ignore_masks"])
             self.preds.append(pred)
             self.targets.append(truth)
 

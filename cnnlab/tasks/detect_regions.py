@@ -130,7 +130,8 @@ def masks_to_rles(masks: torch.Tensor) -> list[dict]:
 
 def mask_ap(preds: list[dict], targets: list[dict], num_classes: int) -> dict[str, float]:
     """COCO mask AP (iouType "segm"): preds dict(rles, scores, labels), targets dict(rles, labels) per image
-    -> mask_map, mask_map50, mask_map75."""
+    -> mask_map, mask_map50, mask_map75. Targets' ``ignore_rles`` / ``ignore_labels`` (COCO crowds) go in as
+    crowds: COCOeval neither counts them as missed nor a detection on them as false."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
     from pycocotools import mask as mask_utils
@@ -139,11 +140,14 @@ def mask_ap(preds: list[dict], targets: list[dict], num_classes: int) -> dict[st
 
     images, anns, results = [], [], []
     for i, (p, t) in enumerate(zip(preds, targets), start=1):
-        h, w = (int(v) for v in t["rles"][0]["size"]) if t["rles"] else (0, 0)
+        crowds = list(zip(t.get("ignore_rles", []), t["ignore_labels"].tolist() if "ignore_rles" in t else []))
+        sized = t["rles"] or [rle for rle, _ in crowds]
+        h, w = (int(v) for v in sized[0]["size"]) if sized else (0, 0)
         images.append({"id": i, "height": h, "width": w})
-        for rle, lab in zip(t["rles"], t["labels"].tolist()):
+        objects = [(0, rle, lab) for rle, lab in zip(t["rles"], t["labels"].tolist())] + [(1, *c) for c in crowds]
+        for crowd, rle, lab in objects:
             anns.append({"id": len(anns) + 1, "image_id": i, "category_id": int(lab) + 1, "segmentation": rle,
-                         "area": float(mask_utils.area(rle)), "bbox": list(mask_utils.toBbox(rle)), "iscrowd": 0})
+                         "area": float(mask_utils.area(rle)), "bbox": list(mask_utils.toBbox(rle)), "iscrowd": crowd})
         for rle, s, lab in zip(p["rles"], p["scores"].tolist(), p["labels"].tolist()):
             results.append({"image_id": i, "category_id": int(lab) + 1, "segmentation": rle, "score": float(s)})
     zeros = {"mask_map": 0.0, "mask_map50": 0.0, "mask_map75": 0.0}

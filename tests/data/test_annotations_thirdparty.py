@@ -110,3 +110,32 @@ def test_difficult_and_crowd_objects_reach_the_metrics_as_ignored_regions(tmp_pa
     plain = load_detection_set(recs[1:], W, 5, source="coco")  # no ignored region anywhere: no extra keys
     plain.transform = eval_transform(lambda x: x)
     assert "ignore_boxes" not in plain[0]["targets"]
+
+
+def test_crowd_masks_reach_mask_ap_as_ignored_regions(tmp_path):
+    """Mask R-CNN's mask AP ignores COCO crowds like box AP: the crowd's RLE reaches the evaluator."""
+    from cnnlab.data.detection import eval_transform
+    from cnnlab.tasks.detect_regions import mask_ap, masks_to_rles
+
+    names = [f"{i}.jpg" for i in range(2)]
+    for n in names:
+        _jpg(tmp_path / "images" / n)
+    _write(tmp_path / "annotations.json", _coco_json(names))
+    recs = find_detection_splits(str(tmp_path / "annotations.json")).splits["train"]
+    ds = load_detection_set(recs, W, 5, source="coco", with_masks=True)  # S = W: columns kept, rows x W / H
+    ds.transform = eval_transform(lambda x: x)
+    t = ds[0]["targets"]
+    crowd = t["ignore_masks"]  # the crowd RLE: rows 18-23, columns 0-9 of the 32 x 24 image
+    assert crowd.shape == (1, W, W) and crowd[0, :, :10].any() and not crowd[0, :, 12:].any()
+    assert "ignore_masks" not in ds[1]["targets"] or len(ds[1]["targets"]["ignore_masks"]) == 0
+
+    obj = torch.zeros(1, 32, 32)
+    obj[0, 2:10, 2:10] = 1
+    region = torch.zeros(1, 32, 32)
+    region[0, 20:30, 20:30] = 1
+    pred = {"rles": masks_to_rles(torch.cat([region, obj])), "scores": torch.tensor([0.95, 0.9]),
+            "labels": torch.tensor([0, 0])}
+    truth = {"rles": masks_to_rles(obj), "labels": torch.tensor([0])}
+    assert mask_ap([pred], [truth], 1)["mask_map50"] == pytest.approx(0.5, abs=0.01)  # the region: a false positive
+    ignoring = dict(truth, ignore_rles=masks_to_rles(region), ignore_labels=torch.tensor([0]))
+    assert mask_ap([pred], [ignoring], 1)["mask_map50"] == pytest.approx(1.0)
